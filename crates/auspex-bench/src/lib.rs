@@ -1,0 +1,11 @@
+//! Benchmark harnesses, scorers and the batch CSV pipeline.
+//!
+//! - [`nab`]: a port of the independent NAB scorer and a loader for NAB-shaped corpora.
+//! - [`series_csv`]: the `timestamp,value` CSV pipeline that `auspex detect` runs.
+//! - [`nab_run`]: runs the detector over a NAB-shaped corpus and scores it.
+//! - [`synth`]: deterministic synthetic series for throughput and memory benchmarks.
+
+pub mod nab;
+pub mod nab_run;
+pub mod series_csv;
+pub mod synth;

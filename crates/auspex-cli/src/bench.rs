@@ -1,0 +1,108 @@
+//! `auspex bench ...`: every bench prints `key=value` lines and accepts `--json FILE`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use auspex_bench::{nab_run, synth};
+use auspex_detect::{Config, Detector};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::cli::{BenchDetectArgs, CmdResult, NabArgs};
+
+fn write_json(path: Option<&Path>, v: &Value) -> anyhow::Result<()> {
+    if let Some(p) = path {
+        let text = serde_json::to_string_pretty(v)?;
+        std::fs::write(p, text + "\n")
+            .with_context(|| format!("cannot write --json {} (check the folder)", p.display()))?;
+    }
+    Ok(())
+}
+
+fn bar(len: u64, msg: &str) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b.set_message(msg.to_string());
+    b
+}
+
+pub fn nab(a: &NabArgs) -> CmdResult {
+    let b = bar(0, "nab");
+    let r = nab_run::run(&a.data, &a.out, Config::default(), |done, total, file| {
+        b.set_length(total as u64);
+        b.set_position(done as u64);
+        b.set_message(file.to_string());
+    })
+    .with_context(|| format!("bench nab on {} (is it a NAB-shaped folder?)", a.data.display()))?;
+    b.finish_and_clear();
+    let mut profiles = serde_json::Map::new();
+    for p in &r.profiles {
+        println!("{}", p.line());
+        profiles.insert(
+            p.profile.to_string(),
+            json!({"score": p.score, "threshold": p.threshold, "raw": p.raw,
+                   "windows": p.windows, "files": p.files}),
+        );
+    }
+    println!("throughput={:.0} points/s", r.throughput());
+    println!("points={}", r.points);
+    write_json(
+        a.json.as_deref(),
+        &json!({"bench": "nab", "data": a.data, "profiles": profiles,
+                "throughput_points_per_s": r.throughput(), "points": r.points}),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn detect(a: &BenchDetectArgs) -> CmdResult {
+    let cfg = Config::default();
+    // Throughput: one series, one thread, a seasonal series long enough to confirm seasons.
+    let n = a.points.max(1) as usize;
+    let base = synth::seasonal(4 * 2016, 7);
+    let span = base.len() as i64 * synth::STEP_5M;
+    let mut det = Detector::new(cfg);
+    let mut checksum = 0.0;
+    let t0 = Instant::now();
+    for i in 0..n {
+        let (t, v) = base[i % base.len()];
+        let t = t + (i / base.len()) as i64 * span;
+        checksum += det.update(t, v).score;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let throughput = n as f64 / secs.max(1e-9);
+
+    // Heap per series, by the counting allocator: many detectors fed a week each.
+    let week = synth::seasonal(3 * 2016, 11);
+    let before = auspex_core::alloc::allocated();
+    let mut dets: Vec<Detector> = Vec::with_capacity(a.series);
+    let vec_bytes = auspex_core::alloc::allocated() - before;
+    for s in 0..a.series {
+        let mut d = Detector::new(cfg);
+        for &(t, v) in &week {
+            d.update(t, v + s as f64);
+        }
+        dets.push(d);
+    }
+    let after = auspex_core::alloc::allocated();
+    let per_series_heap = (after - before - vec_bytes) as f64 / a.series.max(1) as f64;
+    let per_series_total = (after - before) as f64 / a.series.max(1) as f64;
+    let period = dets.first().and_then(Detector::period_points).unwrap_or(0);
+    println!("throughput={throughput:.0} points/s");
+    println!("points={n}");
+    println!("heap_bytes_per_series={per_series_heap:.0}");
+    println!("total_bytes_per_series={per_series_total:.0}");
+    println!("period_points={period}");
+    println!("checksum={checksum:.6}");
+    write_json(
+        a.json.as_deref(),
+        &json!({"bench": "detect", "throughput_points_per_s": throughput, "points": n,
+                "heap_bytes_per_series": per_series_heap,
+                "total_bytes_per_series": per_series_total, "period_points": period}),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,129 @@
+//! Command-line definition, dispatch, and the error/exit-code convention:
+//! 0 success; 1 the command ran and found a failure; 2 usage or input error.
+//! Errors print as `error: <what>: <why> (<hint>)`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Auspex: AIOps + MLOps in one binary. Watches telemetry, detects and explains anomalies.
+#[derive(Debug, Parser)]
+#[command(name = "auspex", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Score a `timestamp,value` CSV series for anomalies, one output row per input row.
+    Detect(DetectArgs),
+    /// Run a benchmark and print its figures as key=value lines.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Units for bare numeric timestamps.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TsUnit {
+    /// Unix seconds.
+    S,
+    /// Unix milliseconds.
+    Ms,
+}
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// Input CSV with the header `timestamp,value` (`-` for stdin).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Output CSV `timestamp,value,anomaly_score` (`-` for stdout).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Add the columns `expected,lower,upper,anomalous_since,is_anomaly`.
+    #[arg(long)]
+    pub explain: bool,
+    /// How readily a point is flagged `is_anomaly`, in [0, 1] (higher flags more). Moves the
+    /// decision and the band, not the score.
+    #[arg(long, default_value_t = 0.5)]
+    pub sensitivity: f64,
+    /// Unit of bare numeric timestamps.
+    #[arg(long, value_enum, default_value = "s")]
+    pub ts_unit: TsUnit,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Run the detector over a NAB-shaped corpus, write results, and score them like
+    /// `nab_score.py` (all three profiles).
+    Nab(NabArgs),
+    /// Measure detector throughput (points/s, one thread) and heap bytes per series on a
+    /// seasonal synthetic series, with the configuration `bench nab` scores.
+    Detect(BenchDetectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NabArgs {
+    /// NAB-shaped folder: `data/<category>/<file>.csv` and `labels/combined_windows.json`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where to write `<category>/<file>.csv` results in the `detect` format.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDetectArgs {
+    /// Number of points to feed.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub points: u64,
+    /// Number of series for the heap measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub series: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// An error with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub err: anyhow::Error,
+}
+
+impl Failure {
+    /// A usage or input error (exit 2).
+    pub fn input(err: impl Into<anyhow::Error>) -> Self {
+        Self { code: 2, err: err.into() }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self::input(e)
+    }
+}
+
+pub type CmdResult = Result<ExitCode, Failure>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Command::Detect(a) => crate::detect::run(&a),
+        Command::Bench(BenchCommand::Nab(a)) => crate::bench::nab(&a),
+        Command::Bench(BenchCommand::Detect(a)) => crate::bench::detect(&a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(f) => {
+            let msg = format!("{:#}", f.err);
+            eprintln!("error: {msg}");
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The `auspex` binary: argument parsing and glue. All logic lives in the library crates.
+
+use std::process::ExitCode;
+
+mod bench;
+mod cli;
+mod detect;
+
+#[global_allocator]
+static ALLOC: auspex_core::alloc::Counting = auspex_core::alloc::Counting;
+
+fn main() -> ExitCode {
+    cli::main()
+}

@@ -1,0 +1,358 @@
+//! Streaming, per-series metric anomaly detection (capability M2). Pure: no IO, no clock.
+//!
+//! A [`Detector`] takes `(timestamp, value)` points one at a time and returns an [`Output`]
+//! for each: an anomaly score in [0, 1] and an explanation (expected value, band, deviation,
+//! since when anomalous). See `ARCHITECTURE.md` for the model; in short:
+//!
+//! 1. **Season.** A calendar probe (hour of week) confirms daily or weekly seasonality from
+//!    the data; only then is a binned profile allocated (≤ 288 daily / ≤ 336 weekly bins, f32).
+//! 2. **Level.** Three exponentially weighted levels of the de-seasonalised value (slow,
+//!    medium, fast); the one with the lowest recent error is the forecast, so random walks,
+//!    trends and stationary noise are all predicted well.
+//! 3. **Surprise.** The residual over a robust, Huber-clipped scale gives a z-score; a short
+//!    run of residuals gives a shift z-score. Both become a surprise in bits.
+//! 4. **Calibration.** The surprise is compared with the series' own history of surprises,
+//!    so a spiky series needs a bigger jump than a smooth one for the same score.
+//! 5. **Novelty.** A surprise that repeats one just seen scores less, so one episode gives one
+//!    strong score, not a burst.
+//!
+//! Every step is O(1) per point (the seasonality test is O(168) once per day), state is
+//! bounded (see [`Detector::heap_bytes`]), and nothing looks ahead: the output for a point
+//! depends only on the points before it and itself.
+
+pub mod season;
+
+use season::{DAY_MS, Period, Probe, Profile};
+
+/// Detector settings. One configuration serves every series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    /// How readily `is_anomaly` is set, in (0, 1]; higher flags more. It moves the decision
+    /// threshold and the band, never the score. Default 0.5.
+    pub sensitivity: f64,
+    /// Points before any score other than 0 is given. Default 60.
+    pub warmup: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { sensitivity: 0.5, warmup: 60 }
+    }
+}
+
+impl Config {
+    /// The score at or above which a point is anomalous.
+    pub fn score_threshold(&self) -> f64 {
+        let s = self.sensitivity.clamp(0.0, 1.0);
+        // sensitivity 0.5 -> 0.5; 1.0 -> 0.25; 0.0 -> 0.75.
+        0.75 - 0.5 * s
+    }
+
+    /// Half-width of the normal band, in robust standard deviations.
+    pub fn band_z(&self) -> f64 {
+        let s = self.sensitivity.clamp(0.0, 1.0);
+        // sensitivity 0.5 -> 4; 1.0 -> 2.5; 0.0 -> 5.5.
+        5.5 - 3.0 * s
+    }
+}
+
+/// The result for one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Output {
+    /// Anomaly score in [0, 1]; always finite.
+    pub score: f64,
+    /// The value the model expected.
+    pub expected: f64,
+    /// Lower edge of the normal band.
+    pub lower: f64,
+    /// Upper edge of the normal band.
+    pub upper: f64,
+    /// Signed deviation from `expected` in robust standard deviations.
+    pub deviation: f64,
+    /// Whether this point is anomalous at the configured sensitivity.
+    pub is_anomaly: bool,
+    /// Start of the current anomalous run, if the point is in one.
+    pub anomalous_since: Option<i64>,
+}
+
+const LEVEL_ALPHAS: [f64; 3] = [0.02, 0.15, 0.6];
+const ERR_ALPHA: f64 = 0.05;
+const SCALE_ALPHA: f64 = 0.02;
+const SHIFT_ALPHA: f64 = 0.3;
+const HUBER_K: f64 = 4.0;
+const CAL_ALPHA: f64 = 0.002;
+const PEAK_DECAY: f64 = 0.97;
+const PEAK_WEIGHT: f64 = 1.0;
+const SEASON_ALPHA: f32 = 0.1;
+const MAD_TO_SIGMA: f64 = 1.2533;
+
+/// Streaming detector state for one series.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    cfg: Config,
+    n: u32,
+    last_ts: i64,
+    dt: f64,
+    slow: f64,
+    slow_dev: f64,
+    lv: [f64; 3],
+    err: [f64; 3],
+    scale: f64,
+    shift: f64,
+    cal_mean: f64,
+    cal_dev: f64,
+    peak: f64,
+    next_test: i64,
+    probe: Option<Box<Probe>>,
+    profile: Option<Box<Profile>>,
+    period: Period,
+    since: Option<i64>,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Self::new(Config::default())
+    }
+}
+
+fn surprise_bits(z: f64) -> f64 {
+    // -log2 of a two-sided Laplace-like tail, gentle near 0 and linear in |z| in the tail.
+    let a = z.abs();
+    if a <= 1.0 { 0.0 } else { (a - 1.0) * 1.4427 }
+}
+
+impl Detector {
+    /// A fresh detector.
+    pub fn new(cfg: Config) -> Self {
+        Self {
+            cfg,
+            n: 0,
+            last_ts: i64::MIN,
+            dt: 0.0,
+            slow: 0.0,
+            slow_dev: 0.0,
+            lv: [0.0; 3],
+            err: [0.0; 3],
+            scale: 0.0,
+            shift: 0.0,
+            cal_mean: 0.0,
+            cal_dev: 0.0,
+            peak: 0.0,
+            next_test: i64::MIN,
+            probe: None,
+            profile: None,
+            period: Period::None,
+            since: None,
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Finite points learned so far.
+    pub fn points(&self) -> u32 {
+        self.n
+    }
+
+    /// The confirmed seasonal period, in points at the current sample interval.
+    pub fn period_points(&self) -> Option<usize> {
+        self.profile.as_ref().map(|p| p.period_points(self.dt))
+    }
+
+    /// Which period was confirmed.
+    pub fn period(&self) -> Period {
+        self.period
+    }
+
+    /// Heap bytes held by this detector (excluding `size_of::<Detector>()` itself).
+    pub fn heap_bytes(&self) -> usize {
+        self.probe.as_ref().map_or(0, |_| std::mem::size_of::<Probe>())
+            + self.profile.as_ref().map_or(0, |p| std::mem::size_of::<Profile>() + p.heap_bytes())
+    }
+
+    fn seasonal(&self, ts: i64) -> (f64, f64) {
+        match &self.profile {
+            Some(p) => {
+                let b = p.bin(ts);
+                (f64::from(p.mean[b]), f64::from(p.spread[b]))
+            }
+            None => (0.0, f64::NAN),
+        }
+    }
+
+    fn best(&self) -> usize {
+        let mut k = 0;
+        for i in 1..3 {
+            if self.err[i] < self.err[k] {
+                k = i;
+            }
+        }
+        k
+    }
+
+    fn scale_floor(&self) -> f64 {
+        (self.slow_dev * 0.01).max(self.slow.abs() * 1e-6).max(1e-9)
+    }
+
+    /// Scores one point and learns from it.
+    ///
+    /// Non-finite values (NaN, ±Inf) are treated as missing: they score 0 and are not learned.
+    /// A timestamp earlier than one already seen is scored at the latest time seen (its
+    /// seasonal phase is that of the latest point), and does not move time backwards.
+    pub fn update(&mut self, ts: i64, value: f64) -> Output {
+        let ts = if self.last_ts == i64::MIN { ts } else { ts.max(self.last_ts) };
+        if !value.is_finite() {
+            let (season, _) = self.seasonal(ts);
+            let expected = self.lv[self.best()] + season;
+            return Output {
+                score: 0.0,
+                expected,
+                lower: expected,
+                upper: expected,
+                deviation: 0.0,
+                is_anomaly: false,
+                anomalous_since: self.since,
+            };
+        }
+        if self.n == 0 {
+            self.first(ts, value);
+            return Output {
+                score: 0.0,
+                expected: value,
+                lower: value,
+                upper: value,
+                deviation: 0.0,
+                is_anomaly: false,
+                anomalous_since: None,
+            };
+        }
+        // Sampling interval.
+        let gap = (ts - self.last_ts) as f64;
+        if gap > 0.0 {
+            self.dt = if self.dt <= 0.0 { gap } else { self.dt + 0.05 * (gap - self.dt) };
+        }
+        self.last_ts = ts;
+
+        let (season, spread) = self.seasonal(ts);
+        let y = value - season;
+        let k = self.best();
+        let pred = self.lv[k];
+        let r = y - pred;
+        let mut sc = self.scale.max(self.scale_floor());
+        if spread.is_finite() && spread > 0.0 {
+            // Blend in the per-bin spread so that quiet hours are judged by quiet standards.
+            sc = (0.5 * sc + 0.5 * spread.max(self.scale_floor())).max(self.scale_floor());
+        }
+        let sigma = sc * MAD_TO_SIGMA;
+        let z = r / sigma;
+        self.shift += SHIFT_ALPHA * (z.clamp(-3.0 * HUBER_K, 3.0 * HUBER_K) - self.shift);
+
+        let warm = self.n >= self.cfg.warmup;
+        let raw = surprise_bits(z).max(surprise_bits(self.shift * 2.0));
+        let score;
+        if warm {
+            let dev = self.cal_dev.max(0.5);
+            let cz = (raw - self.cal_mean) / dev;
+            let q = (cz - PEAK_WEIGHT * self.peak).max(0.0);
+            self.peak = (self.peak * PEAK_DECAY).max(cz);
+            score = q / (q + 10.0);
+            self.cal_mean += CAL_ALPHA * (raw - self.cal_mean);
+            self.cal_dev += CAL_ALPHA * ((raw - self.cal_mean).abs() - self.cal_dev);
+        } else {
+            score = 0.0;
+            self.cal_mean += 0.05 * (raw - self.cal_mean);
+            self.cal_dev += 0.05 * ((raw - self.cal_mean).abs() - self.cal_dev);
+        }
+
+        let band = self.cfg.band_z() * sigma;
+        let expected = pred + season;
+        let outside = r.abs() > band;
+        let is_anomaly = warm && outside && score >= self.cfg.score_threshold();
+        if outside && warm {
+            if self.since.is_none() && is_anomaly {
+                self.since = Some(ts);
+            }
+        } else {
+            self.since = None;
+        }
+
+        self.learn(ts, y, r, sc);
+        Output {
+            score: if score.is_finite() { score.clamp(0.0, 1.0) } else { 0.0 },
+            expected,
+            lower: expected - band,
+            upper: expected + band,
+            deviation: if z.is_finite() { z } else { 0.0 },
+            is_anomaly,
+            anomalous_since: if outside { self.since } else { None },
+        }
+    }
+
+    fn first(&mut self, ts: i64, value: f64) {
+        self.n = 1;
+        self.last_ts = ts;
+        self.slow = value;
+        self.lv = [value; 3];
+        self.next_test = ts + DAY_MS;
+    }
+
+    fn learn(&mut self, ts: i64, y: f64, r: f64, sc: f64) {
+        self.n = self.n.saturating_add(1);
+        let clip = HUBER_K * sc;
+        // Scale: EW mean absolute residual, Huber-clipped so one spike cannot blow it up.
+        let ra = r.abs().min(clip);
+        let a = if self.n < 30 { 1.0 / f64::from(self.n) } else { SCALE_ALPHA };
+        self.scale += a * (ra - self.scale);
+        // Predictor errors, then levels (fed a clipped value so spikes barely move them).
+        let yc = self.lv[self.best()] + r.clamp(-clip, clip);
+        for i in 0..3 {
+            let e = (y - self.lv[i]).abs().min(2.0 * clip);
+            self.err[i] += ERR_ALPHA * (e - self.err[i]);
+            let alpha = LEVEL_ALPHAS[i];
+            // The fast level follows the raw value so a true level shift is adopted quickly.
+            let target = if i == 2 { y } else { yc };
+            self.lv[i] += alpha * (target - self.lv[i]);
+        }
+        // Slow statistics for the scale floor and the season probe.
+        let value = y + self.seasonal(ts).0;
+        self.slow += 0.01 * (value - self.slow);
+        self.slow_dev += 0.01 * ((value - self.slow).abs() - self.slow_dev);
+        // Seasonal profile.
+        if let Some(p) = self.profile.as_mut() {
+            let b = p.bin(ts);
+            let resid = (y - self.lv[0]) as f32; // offset the slow level did not explain
+            let h = p.hits[b];
+            let a = if h < 4 { 1.0 / (f32::from(h) + 2.0) } else { SEASON_ALPHA };
+            p.mean[b] += a * resid.clamp(-(4.0 * sc) as f32, (4.0 * sc) as f32);
+            let ar = (r.abs().min(clip)) as f32;
+            p.spread[b] = if p.spread[b].is_nan() { ar } else { p.spread[b] + a * (ar - p.spread[b]) };
+            p.hits[b] = h.saturating_add(1);
+        }
+        // Season probe: until weekly is confirmed.
+        if self.period != Period::Weekly {
+            let probe = self.probe.get_or_insert_with(Box::default);
+            probe.add(ts, value - self.slow);
+            if ts >= self.next_test {
+                self.next_test = ts + DAY_MS;
+                let found = probe.test(ts);
+                if found != Period::None && found != self.period {
+                    self.adopt(found);
+                }
+            }
+        }
+    }
+
+    fn adopt(&mut self, period: Period) {
+        let Some(probe) = self.probe.as_deref() else { return };
+        let profile = Profile::new(period, self.dt, probe);
+        self.profile = Some(Box::new(profile));
+        self.period = period;
+        if period == Period::Weekly {
+            self.probe = None;
+        }
+        // The levels were tracking the seasonal swing; restart them from the slow level.
+        self.lv = [self.slow; 3];
+    }
+}
