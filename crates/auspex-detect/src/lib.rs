@@ -79,10 +79,14 @@ const LEVEL_ALPHAS: [f64; 3] = [0.02, 0.15, 0.6];
 const ERR_ALPHA: f64 = 0.05;
 const SCALE_ALPHA: f64 = 0.02;
 const SHIFT_ALPHA: f64 = 0.3;
+const BURST_Z: f64 = 2.0;
+const BURST_ALPHA: f64 = 0.1;
+const BURST_LONG_ALPHA: f64 = 0.002;
 const HUBER_K: f64 = 4.0;
-const CAL_ALPHA: f64 = 0.002;
-const PEAK_DECAY: f64 = 0.97;
-const PEAK_WEIGHT: f64 = 1.0;
+const TAIL_ALPHA: f32 = 0.001;
+const TAIL_LEVELS: [f64; 8] = [2.0, 4.0, 6.0, 8.0, 11.0, 14.0, 18.0, 24.0];
+const PEAK_DECAY: f64 = 0.99;
+const PEAK_WEIGHT: f64 = 0.5;
 const SEASON_ALPHA: f32 = 0.1;
 const MAD_TO_SIGMA: f64 = 1.2533;
 
@@ -95,12 +99,16 @@ pub struct Detector {
     dt: f64,
     slow: f64,
     slow_dev: f64,
+    step: f64,
+    anchor: f64,
+    last_y: f64,
     lv: [f64; 3],
     err: [f64; 3],
     scale: f64,
     shift: f64,
-    cal_mean: f64,
-    cal_dev: f64,
+    burst: f64,
+    burst_long: f64,
+    tail: [f32; TAIL_LEVELS.len()],
     peak: f64,
     next_test: i64,
     probe: Option<Box<Probe>>,
@@ -113,6 +121,21 @@ impl Default for Detector {
     fn default() -> Self {
         Self::new(Config::default())
     }
+}
+
+fn value_of(y: f64, last: f64) -> f64 {
+    if last.is_nan() { 0.0 } else { y - last }
+}
+
+/// Bits of surprise in seeing a rate `r` over about `1/BURST_ALPHA` points when the long-run
+/// rate is `p` (binomial large deviations: n KL(r || p)).
+fn burst_bits(r: f64, p: f64) -> f64 {
+    if r <= p {
+        return 0.0;
+    }
+    let r = r.min(0.999);
+    let kl = r * (r / p).ln() + (1.0 - r) * ((1.0 - r) / (1.0 - p)).ln();
+    kl / BURST_ALPHA / std::f64::consts::LN_2
 }
 
 fn surprise_bits(z: f64) -> f64 {
@@ -131,12 +154,16 @@ impl Detector {
             dt: 0.0,
             slow: 0.0,
             slow_dev: 0.0,
+            step: 0.0,
+            anchor: 0.0,
+            last_y: f64::NAN,
             lv: [0.0; 3],
             err: [0.0; 3],
             scale: 0.0,
             shift: 0.0,
-            cal_mean: 0.0,
-            cal_dev: 0.0,
+            burst: 0.0,
+            burst_long: 0.05,
+            tail: [0.0; TAIL_LEVELS.len()],
             peak: 0.0,
             next_test: i64::MIN,
             probe: None,
@@ -172,6 +199,19 @@ impl Detector {
             + self.profile.as_ref().map_or(0, |p| std::mem::size_of::<Profile>() + p.heap_bytes())
     }
 
+    #[doc(hidden)]
+    pub fn debug_internals(&self) -> String {
+        format!(
+            "best={} scale={:.3} shift={:.2} tail={:?} peak={:.2} period={:?}",
+            self.best(),
+            self.scale,
+            self.shift,
+            self.tail,
+            self.peak,
+            self.period
+        )
+    }
+
     fn seasonal(&self, ts: i64) -> (f64, f64) {
         match &self.profile {
             Some(p) => {
@@ -193,7 +233,7 @@ impl Detector {
     }
 
     fn scale_floor(&self) -> f64 {
-        (self.slow_dev * 0.01).max(self.slow.abs() * 1e-6).max(1e-9)
+        (self.slow_dev * 0.01).max(self.step * 0.25).max(self.slow.abs() * 1e-6).max(1e-9)
     }
 
     /// Scores one point and learns from it.
@@ -250,21 +290,21 @@ impl Detector {
         self.shift += SHIFT_ALPHA * (z.clamp(-3.0 * HUBER_K, 3.0 * HUBER_K) - self.shift);
 
         let warm = self.n >= self.cfg.warmup;
-        let raw = surprise_bits(z).max(surprise_bits(self.shift * 2.0));
-        let score;
-        if warm {
-            let dev = self.cal_dev.max(0.5);
-            let cz = (raw - self.cal_mean) / dev;
-            let q = (cz - PEAK_WEIGHT * self.peak).max(0.0);
-            self.peak = (self.peak * PEAK_DECAY).max(cz);
-            score = q / (q + 10.0);
-            self.cal_mean += CAL_ALPHA * (raw - self.cal_mean);
-            self.cal_dev += CAL_ALPHA * ((raw - self.cal_mean).abs() - self.cal_dev);
+        // Burst: how many recent points were moderately off, against the long-run rate.
+        let hit = if z.abs() > BURST_Z { 1.0 } else { 0.0 };
+        self.burst += BURST_ALPHA * (hit - self.burst);
+        self.burst_long += BURST_LONG_ALPHA * (hit - self.burst_long);
+        let burst = burst_bits(self.burst, self.burst_long.max(0.01));
+        let raw = surprise_bits(z).max(surprise_bits(self.shift * 2.0)).max(burst);
+        let c = self.calibrated(raw);
+        self.learn_tail(raw);
+        let score = if warm {
+            let q = (c - PEAK_WEIGHT * self.peak).max(0.0);
+            self.peak = (self.peak * PEAK_DECAY).max(c);
+            q / (q + 10.0)
         } else {
-            score = 0.0;
-            self.cal_mean += 0.05 * (raw - self.cal_mean);
-            self.cal_dev += 0.05 * ((raw - self.cal_mean).abs() - self.cal_dev);
-        }
+            0.0
+        };
 
         let band = self.cfg.band_z() * sigma;
         let expected = pred + season;
@@ -290,10 +330,37 @@ impl Detector {
         }
     }
 
+    /// Surprise in bits, corrected by how often the series has produced that much surprise:
+    /// `min(raw, -log2 P_hist(S >= raw))`, with the tail frequencies tracked at fixed levels.
+    fn calibrated(&self, raw: f64) -> f64 {
+        let mut c = raw;
+        for (k, &lvl) in TAIL_LEVELS.iter().enumerate() {
+            if raw < lvl {
+                break;
+            }
+            let f = f64::from(self.tail[k]);
+            if f > 0.0 {
+                // Frequent at this level: surprise is at most what its frequency says, plus the
+                // extra bits above the level.
+                c = c.min(-f.log2() + (raw - lvl));
+            }
+        }
+        c.max(0.0)
+    }
+
+    fn learn_tail(&mut self, raw: f64) {
+        let a = if self.n < 200 { 1.0 / 200.0 } else { TAIL_ALPHA };
+        for (k, &lvl) in TAIL_LEVELS.iter().enumerate() {
+            let hit = if raw >= lvl { 1.0 } else { 0.0 };
+            self.tail[k] += a * (hit - self.tail[k]);
+        }
+    }
+
     fn first(&mut self, ts: i64, value: f64) {
         self.n = 1;
         self.last_ts = ts;
         self.slow = value;
+        self.anchor = value;
         self.lv = [value; 3];
         self.next_test = ts + DAY_MS;
     }
@@ -315,6 +382,12 @@ impl Detector {
             let target = if i == 2 { y } else { yc };
             self.lv[i] += alpha * (target - self.lv[i]);
         }
+        // Typical size of a non-zero step: the resolution of the series.
+        let d = (value_of(y, self.last_y)).abs();
+        if d > 0.0 {
+            self.step = if self.step == 0.0 { d } else { self.step + 0.02 * (d - self.step) };
+        }
+        self.last_y = y;
         // Slow statistics for the scale floor and the season probe.
         let value = y + self.seasonal(ts).0;
         self.slow += 0.01 * (value - self.slow);
@@ -333,18 +406,18 @@ impl Detector {
         // Season probe: until weekly is confirmed.
         if self.period != Period::Weekly {
             let probe = self.probe.get_or_insert_with(Box::default);
-            probe.add(ts, value - self.slow);
+            probe.add(ts, value - self.anchor);
             if ts >= self.next_test {
                 self.next_test = ts + DAY_MS;
                 let found = probe.test(ts);
                 if found != Period::None && found != self.period {
-                    self.adopt(found);
+                    self.adopt(found, ts, value);
                 }
             }
         }
     }
 
-    fn adopt(&mut self, period: Period) {
+    fn adopt(&mut self, period: Period, ts: i64, value: f64) {
         let Some(probe) = self.probe.as_deref() else { return };
         let profile = Profile::new(period, self.dt, probe);
         self.profile = Some(Box::new(profile));
@@ -352,7 +425,8 @@ impl Detector {
         if period == Period::Weekly {
             self.probe = None;
         }
-        // The levels were tracking the seasonal swing; restart them from the slow level.
-        self.lv = [self.slow; 3];
+        // The levels were tracking the seasonal swing; restart them de-seasonalised.
+        let y = value - self.seasonal(ts).0;
+        self.lv = [y; 3];
     }
 }

@@ -1,7 +1,7 @@
 //! Seasonality: a small calendar probe that finds daily and weekly periods, and the binned
 //! profiles that are allocated only once a period is confirmed.
 //!
-//! The probe keeps `(count, sum, sum of squares)` of the de-levelled value for each hour of
+//! The probe keeps `(count, sum, sum of squares)` of the value (relative to the first value) for each hour of
 //! the week (7 x 24 cells, f32). Once a day it asks two questions:
 //! - daily: how much of the variance does the hour of day explain (R²)? The probe needs at
 //!   least [`MIN_DAYS_DAILY`] days of data.
@@ -15,7 +15,7 @@ pub const DAY_MS: i64 = 86_400_000;
 /// Milliseconds in a week.
 pub const WEEK_MS: i64 = 7 * DAY_MS;
 /// Days of data before a daily period can be confirmed.
-pub const MIN_DAYS_DAILY: i64 = 3;
+pub const MIN_DAYS_DAILY: i64 = 2;
 /// Days of data before a weekly period can be confirmed.
 pub const MIN_DAYS_WEEKLY: i64 = 15;
 /// Most bins of a daily profile.
@@ -73,7 +73,7 @@ impl Probe {
 
     /// Span of data seen, in days.
     pub fn days(&self, now: i64) -> i64 {
-        if self.first_ts == i64::MIN { 0 } else { (now - self.first_ts) / DAY_MS }
+        if self.first_ts == i64::MIN { 0 } else { (now - self.first_ts + DAY_MS / 24) / DAY_MS }
     }
 
     /// Adjusted R² of a model with `k` groups: 1 - (SSW/(N-k)) / (SST/(N-1)).
@@ -137,7 +137,12 @@ impl Probe {
     /// Mean of the de-levelled value in the probe cell covering `ts`, for seeding a profile.
     pub fn seed(&self, period: Period, ts: i64) -> f64 {
         let h = hour_of_week(ts);
-        match period {
+        let (tn, ts_): (f64, f64) = (
+            self.n.iter().map(|&x| f64::from(x)).sum(),
+            self.s.iter().map(|&x| f64::from(x)).sum(),
+        );
+        let grand = if tn > 0.0 { ts_ / tn } else { 0.0 };
+        grand_relative(grand, match period {
             Period::Weekly if self.n[h] > 0.0 => f64::from(self.s[h] / self.n[h]),
             _ => {
                 let (mut n, mut s) = (0.0f64, 0.0f64);
@@ -146,10 +151,14 @@ impl Probe {
                     n += f64::from(self.n[c]);
                     s += f64::from(self.s[c]);
                 }
-                if n > 0.0 { s / n } else { 0.0 }
+                if n > 0.0 { s / n } else { grand }
             }
-        }
+        })
     }
+}
+
+fn grand_relative(grand: f64, cell: f64) -> f64 {
+    cell - grand
 }
 
 /// A binned seasonal profile: for each phase bin, the expected offset from the level and the
