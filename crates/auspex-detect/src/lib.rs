@@ -82,8 +82,10 @@ const SHIFT_ALPHA: f64 = 0.3;
 const BURST_Z: f64 = 2.0;
 const BURST_ALPHA: f64 = 0.1;
 const BURST_LONG_ALPHA: f64 = 0.002;
+const LONG_ALPHA: f64 = 0.001;
+const DRIFT_DIV: f64 = 0.75;
 const HUBER_K: f64 = 4.0;
-const TAIL_ALPHA: f32 = 0.001;
+const TAIL_ALPHA: f32 = 0.003;
 const TAIL_LEVELS: [f64; 8] = [2.0, 4.0, 6.0, 8.0, 11.0, 14.0, 18.0, 24.0];
 const PEAK_DECAY: f64 = 0.99;
 const PEAK_WEIGHT: f64 = 0.5;
@@ -106,6 +108,8 @@ pub struct Detector {
     err: [f64; 3],
     scale: f64,
     shift: f64,
+    long: f64,
+    long_dev: f64,
     burst: f64,
     burst_long: f64,
     tail: [f32; TAIL_LEVELS.len()],
@@ -114,6 +118,7 @@ pub struct Detector {
     probe: Option<Box<Probe>>,
     profile: Option<Box<Profile>>,
     period: Period,
+    daily_seen: bool,
     since: Option<i64>,
 }
 
@@ -161,6 +166,8 @@ impl Detector {
             err: [0.0; 3],
             scale: 0.0,
             shift: 0.0,
+            long: 0.0,
+            long_dev: 0.0,
             burst: 0.0,
             burst_long: 0.05,
             tail: [0.0; TAIL_LEVELS.len()],
@@ -169,6 +176,7 @@ impl Detector {
             probe: None,
             profile: None,
             period: Period::None,
+            daily_seen: false,
             since: None,
         }
     }
@@ -183,9 +191,23 @@ impl Detector {
         self.n
     }
 
-    /// The confirmed seasonal period, in points at the current sample interval.
+    /// The seasonal period in use, in points at the current sample interval.
     pub fn period_points(&self) -> Option<usize> {
         self.profile.as_ref().map(|p| p.period_points(self.dt))
+    }
+
+    /// Every period confirmed so far, in points at the current sample interval, shortest
+    /// first: e.g. `[288, 2016]` for 5-minute data with daily and weekly cycles.
+    pub fn periods(&self) -> Vec<usize> {
+        let pts = |ms: i64| (ms as f64 / self.dt.max(1.0)).round() as usize;
+        let mut v = Vec::new();
+        if self.daily_seen {
+            v.push(pts(DAY_MS));
+        }
+        if self.period == Period::Weekly {
+            v.push(pts(season::WEEK_MS));
+        }
+        v
     }
 
     /// Which period was confirmed.
@@ -295,7 +317,14 @@ impl Detector {
         self.burst += BURST_ALPHA * (hit - self.burst);
         self.burst_long += BURST_LONG_ALPHA * (hit - self.burst_long);
         let burst = burst_bits(self.burst, self.burst_long.max(0.01));
-        let raw = surprise_bits(z).max(surprise_bits(self.shift * 2.0)).max(burst);
+        // Drift: the short-term level against the long-run range of the series.
+        let zd = if self.long_dev > 0.0 {
+            (self.lv[1] - self.long) / (self.long_dev * MAD_TO_SIGMA)
+        } else {
+            0.0
+        };
+        let drift = surprise_bits(zd / DRIFT_DIV);
+        let raw = surprise_bits(z).max(surprise_bits(self.shift * 2.0)).max(burst).max(drift);
         let c = self.calibrated(raw);
         self.learn_tail(raw);
         let score = if warm {
@@ -360,6 +389,7 @@ impl Detector {
         self.n = 1;
         self.last_ts = ts;
         self.slow = value;
+        self.long = value;
         self.anchor = value;
         self.lv = [value; 3];
         self.next_test = ts + DAY_MS;
@@ -382,6 +412,9 @@ impl Detector {
             let target = if i == 2 { y } else { yc };
             self.lv[i] += alpha * (target - self.lv[i]);
         }
+        let la = if self.n < 1000 { 1.0 / f64::from(self.n) } else { LONG_ALPHA };
+        self.long += la * (y - self.long);
+        self.long_dev += la * ((y - self.long).abs() - self.long_dev);
         // Typical size of a non-zero step: the resolution of the series.
         let d = (value_of(y, self.last_y)).abs();
         if d > 0.0 {
@@ -410,6 +443,7 @@ impl Detector {
             if ts >= self.next_test {
                 self.next_test = ts + DAY_MS;
                 let found = probe.test(ts);
+                self.daily_seen |= found == Period::Daily || probe.daily(ts);
                 if found != Period::None && found != self.period {
                     self.adopt(found, ts, value);
                 }
@@ -422,6 +456,7 @@ impl Detector {
         let profile = Profile::new(period, self.dt, probe);
         self.profile = Some(Box::new(profile));
         self.period = period;
+        self.daily_seen |= period == Period::Daily;
         if period == Period::Weekly {
             self.probe = None;
         }

@@ -109,6 +109,15 @@ impl Probe {
         (n, s, q)
     }
 
+    /// Whether the hour of day alone explains enough variance (a daily cycle).
+    pub fn daily(&self, now: i64) -> bool {
+        if self.days(now) < MIN_DAYS_DAILY {
+            return false;
+        }
+        let (dn, ds, dq) = self.collapse_daily();
+        dn.iter().all(|&c| c >= 2.0) && Self::adj_r2(&dn, &ds, &dq) > DAILY_R2
+    }
+
     /// Tests for a period with the data so far (O(168); call about once a day).
     pub fn test(&self, now: i64) -> Period {
         let days = self.days(now);
