@@ -192,11 +192,8 @@ pub fn score(files: &[ScoredFile], p: &Profile) -> ProfileScore {
     }
     let s_perfect = n_windows as f64 * p.a_tp;
     let s_null = -(n_windows as f64) * p.a_fn;
-    let norm = if n_windows > 0 {
-        100.0 * (best_raw - s_null) / (s_perfect - s_null)
-    } else {
-        f64::NAN
-    };
+    let norm =
+        if n_windows > 0 { 100.0 * (best_raw - s_null) / (s_perfect - s_null) } else { f64::NAN };
     ProfileScore {
         profile: p.name,
         score: norm,
@@ -335,10 +332,7 @@ pub fn load_results(data_dir: &Path, results_dir: &Path) -> Result<Vec<ScoredFil
     for (rel, windows) in &labels {
         let data_path = data_dir.join("data").join(rel);
         if !data_path.is_file() {
-            return input(format!(
-                "data file listed in labels not found: {}",
-                data_path.display()
-            ));
+            return input(format!("data file listed in labels not found: {}", data_path.display()));
         }
         let (raw, ts) = read_data_timestamps(&data_path)?;
         let res_path = results_dir.join(rel);
@@ -366,7 +360,11 @@ pub fn load_results(data_dir: &Path, results_dir: &Path) -> Result<Vec<ScoredFil
                 ));
             }
             let v: f64 = s.trim().parse().map_err(|_| {
-                NabError::Input(format!("{}:{}: bad anomaly_score {s:?}", res_path.display(), i + 2))
+                NabError::Input(format!(
+                    "{}:{}: bad anomaly_score {s:?}",
+                    res_path.display(),
+                    i + 2
+                ))
             })?;
             if !v.is_finite() {
                 return input(format!(

@@ -148,16 +148,20 @@ pub fn run<R: BufRead, W: Write>(
         if count < need {
             return Err(CsvError::Row {
                 line: lineno,
-                why: format!("malformed row {:?}: expected {need} fields, got {count}", truncate(l, 80)),
+                why: format!(
+                    "malformed row {:?}: expected {need} fields, got {count}",
+                    truncate(l, 80)
+                ),
             });
         }
         let ts_str = ts_field.trim().trim_matches('"');
         let ts = parse_timestamp(ts_str, opts.unit)
             .map_err(|e| CsvError::Row { line: lineno, why: e.to_string() })?;
-        let value = parse_value(val_field.trim().trim_matches('"')).ok_or_else(|| CsvError::Row {
-            line: lineno,
-            why: format!("malformed row: value {:?} is not a number", truncate(val_field, 40)),
-        })?;
+        let value =
+            parse_value(val_field.trim().trim_matches('"')).ok_or_else(|| CsvError::Row {
+                line: lineno,
+                why: format!("malformed row: value {:?} is not a number", truncate(val_field, 40)),
+            })?;
         let o = det.update(ts, value);
         stats.rows += 1;
         stats.anomalies += u64::from(o.is_anomaly);

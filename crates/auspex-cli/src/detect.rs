@@ -49,8 +49,10 @@ pub fn run(a: &DetectArgs) -> CmdResult {
         Some(n) if n > 8 << 20 => {
             let b = ProgressBar::new(n);
             b.set_style(
-                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             Some(b)
         }

@@ -15,7 +15,9 @@ pub enum NumericUnit {
 
 /// Why a timestamp could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unparsable timestamp {input:?}: {why} (use YYYY-MM-DD HH:MM:SS[.f], RFC 3339, or Unix seconds)")]
+#[error(
+    "unparsable timestamp {input:?}: {why} (use YYYY-MM-DD HH:MM:SS[.f], RFC 3339, or Unix seconds)"
+)]
 pub struct TimeError {
     /// The text that was given (truncated to 64 bytes).
     pub input: String,

@@ -146,7 +146,7 @@ fn burst_bits(r: f64, p: f64) -> f64 {
 fn surprise_bits(z: f64) -> f64 {
     // -log2 of a two-sided Laplace-like tail, gentle near 0 and linear in |z| in the tail.
     let a = z.abs();
-    if a <= 1.0 { 0.0 } else { (a - 1.0) * 1.4427 }
+    if a <= 1.0 { 0.0 } else { (a - 1.0) * std::f64::consts::LOG2_E }
 }
 
 impl Detector {
@@ -291,7 +291,7 @@ impl Detector {
             };
         }
         // Sampling interval.
-        let gap = (ts - self.last_ts) as f64;
+        let gap = ts.saturating_sub(self.last_ts) as f64;
         if gap > 0.0 {
             self.dt = if self.dt <= 0.0 { gap } else { self.dt + 0.05 * (gap - self.dt) };
         }
@@ -338,14 +338,15 @@ impl Detector {
         let band = self.cfg.band_z() * sigma;
         let expected = pred + season;
         let outside = r.abs() > band;
-        let is_anomaly = warm && outside && score >= self.cfg.score_threshold();
-        if outside && warm {
-            if self.since.is_none() && is_anomaly {
-                self.since = Some(ts);
-            }
+        // An episode starts with a point that scores above the threshold outside the band, and
+        // lasts while the following points stay outside the band.
+        let starts = warm && outside && score >= self.cfg.score_threshold();
+        if warm && outside && (starts || self.since.is_some()) {
+            self.since.get_or_insert(ts);
         } else {
             self.since = None;
         }
+        let is_anomaly = self.since.is_some();
 
         self.learn(ts, y, r, sc);
         Output {
@@ -355,7 +356,7 @@ impl Detector {
             upper: expected + band,
             deviation: if z.is_finite() { z } else { 0.0 },
             is_anomaly,
-            anomalous_since: if outside { self.since } else { None },
+            anomalous_since: self.since,
         }
     }
 
@@ -392,7 +393,7 @@ impl Detector {
         self.long = value;
         self.anchor = value;
         self.lv = [value; 3];
-        self.next_test = ts + DAY_MS;
+        self.next_test = ts.saturating_add(DAY_MS);
     }
 
     fn learn(&mut self, ts: i64, y: f64, r: f64, sc: f64) {
@@ -404,13 +405,14 @@ impl Detector {
         self.scale += a * (ra - self.scale);
         // Predictor errors, then levels (fed a clipped value so spikes barely move them).
         let yc = self.lv[self.best()] + r.clamp(-clip, clip);
-        for i in 0..3 {
-            let e = (y - self.lv[i]).abs().min(2.0 * clip);
-            self.err[i] += ERR_ALPHA * (e - self.err[i]);
-            let alpha = LEVEL_ALPHAS[i];
+        for (i, ((lv, err), alpha)) in
+            self.lv.iter_mut().zip(self.err.iter_mut()).zip(LEVEL_ALPHAS).enumerate()
+        {
+            let e = (y - *lv).abs().min(2.0 * clip);
+            *err += ERR_ALPHA * (e - *err);
             // The fast level follows the raw value so a true level shift is adopted quickly.
             let target = if i == 2 { y } else { yc };
-            self.lv[i] += alpha * (target - self.lv[i]);
+            *lv += alpha * (target - *lv);
         }
         let la = if self.n < 1000 { 1.0 / f64::from(self.n) } else { LONG_ALPHA };
         self.long += la * (y - self.long);
@@ -433,7 +435,8 @@ impl Detector {
             let a = if h < 4 { 1.0 / (f32::from(h) + 2.0) } else { SEASON_ALPHA };
             p.mean[b] += a * resid.clamp(-(4.0 * sc) as f32, (4.0 * sc) as f32);
             let ar = (r.abs().min(clip)) as f32;
-            p.spread[b] = if p.spread[b].is_nan() { ar } else { p.spread[b] + a * (ar - p.spread[b]) };
+            p.spread[b] =
+                if p.spread[b].is_nan() { ar } else { p.spread[b] + a * (ar - p.spread[b]) };
             p.hits[b] = h.saturating_add(1);
         }
         // Season probe: until weekly is confirmed.
@@ -441,7 +444,7 @@ impl Detector {
             let probe = self.probe.get_or_insert_with(Box::default);
             probe.add(ts, value - self.anchor);
             if ts >= self.next_test {
-                self.next_test = ts + DAY_MS;
+                self.next_test = ts.saturating_add(DAY_MS);
                 let found = probe.test(ts);
                 self.daily_seen |= found == Period::Daily || probe.daily(ts);
                 if found != Period::None && found != self.period {

@@ -73,7 +73,11 @@ impl Probe {
 
     /// Span of data seen, in days.
     pub fn days(&self, now: i64) -> i64 {
-        if self.first_ts == i64::MIN { 0 } else { (now - self.first_ts + DAY_MS / 24) / DAY_MS }
+        if self.first_ts == i64::MIN {
+            0
+        } else {
+            now.saturating_sub(self.first_ts).saturating_add(DAY_MS / 24) / DAY_MS
+        }
     }
 
     /// Adjusted R² of a model with `k` groups: 1 - (SSW/(N-k)) / (SST/(N-1)).
@@ -151,18 +155,21 @@ impl Probe {
             self.s.iter().map(|&x| f64::from(x)).sum(),
         );
         let grand = if tn > 0.0 { ts_ / tn } else { 0.0 };
-        grand_relative(grand, match period {
-            Period::Weekly if self.n[h] > 0.0 => f64::from(self.s[h] / self.n[h]),
-            _ => {
-                let (mut n, mut s) = (0.0f64, 0.0f64);
-                for d in 0..7 {
-                    let c = d * 24 + h % 24;
-                    n += f64::from(self.n[c]);
-                    s += f64::from(self.s[c]);
+        grand_relative(
+            grand,
+            match period {
+                Period::Weekly if self.n[h] > 0.0 => f64::from(self.s[h] / self.n[h]),
+                _ => {
+                    let (mut n, mut s) = (0.0f64, 0.0f64);
+                    for d in 0..7 {
+                        let c = d * 24 + h % 24;
+                        n += f64::from(self.n[c]);
+                        s += f64::from(self.s[c]);
+                    }
+                    if n > 0.0 { s / n } else { grand }
                 }
-                if n > 0.0 { s / n } else { grand }
-            }
-        })
+            },
+        )
     }
 }
 
@@ -195,9 +202,8 @@ impl Profile {
         let by_rate = (period_ms as f64 / dt_ms.max(1.0)).round() as usize;
         let bins = by_rate.clamp(24, max_bins);
         let bin_ms = period_ms / bins as i64;
-        let mean: Box<[f32]> = (0..bins)
-            .map(|b| probe.seed(period, b as i64 * bin_ms + bin_ms / 2) as f32)
-            .collect();
+        let mean: Box<[f32]> =
+            (0..bins).map(|b| probe.seed(period, b as i64 * bin_ms + bin_ms / 2) as f32).collect();
         Self {
             period_ms,
             mean,

@@ -1,1 +1,237 @@
-//! wip
+//! Helpers for tests against real peers (Prometheus, Alertmanager, mlflow, ...).
+//!
+//! - [`find_binary`] finds a peer on `PATH` (or in extra folders), or **fails** the test with
+//!   an install hint. It never skips: a missing peer is a failed test, under `CI=true` or not.
+//! - [`free_port`] picks a free TCP port on 127.0.0.1.
+//! - [`Peer::spawn`] starts a peer with its stdout/stderr in a log file, [`Peer::wait_tcp`] and
+//!   [`Peer::wait_http`] wait for readiness, and dropping the peer kills it. When the test
+//!   thread is panicking, the log is kept and its path and tail are printed.
+//!
+//! Only std is used, so the kit builds fast and adds no dependencies to tests.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when running under CI (`CI=true` or `CI=1`).
+pub fn in_ci() -> bool {
+    matches!(std::env::var("CI").as_deref(), Ok("true" | "1"))
+}
+
+/// Finds `name` on `PATH` or in `extra` folders. Panics with `hint` when it is missing:
+/// tests whose peer is missing fail, they never skip.
+pub fn find_binary(name: &str, extra: &[&str], hint: &str) -> PathBuf {
+    match locate(name, extra) {
+        Some(p) => p,
+        None => panic!(
+            "error: peer binary {name:?} not found on PATH or in {extra:?}: it is required \
+             (install it: {hint}; `bash .ci/run` installs every peer){}",
+            if in_ci() { " [CI=true]" } else { "" }
+        ),
+    }
+}
+
+/// Like [`find_binary`] but returns `None` instead of panicking (for diagnostics only).
+pub fn locate(name: &str, extra: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra.iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released; the peer binds it next).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A running peer process. Dropping it kills the process.
+#[derive(Debug)]
+pub struct Peer {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    dir: PathBuf,
+}
+
+impl Peer {
+    /// Starts `cmd` with stdout and stderr appended to a log file in a fresh temp folder.
+    pub fn spawn(name: &str, mut cmd: Command) -> Peer {
+        let dir = temp_dir(name);
+        let log = dir.join(format!("{name}.log"));
+        let f = std::fs::File::create(&log).expect("create peer log");
+        let f2 = f.try_clone().expect("clone log handle");
+        cmd.stdout(Stdio::from(f)).stderr(Stdio::from(f2)).stdin(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("error: cannot start peer {name}: {e} ({cmd:?})"));
+        Peer { name: name.to_string(), child, log, dir }
+    }
+
+    /// A scratch folder owned by this peer (removed on drop unless the test failed).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until a TCP connection to `addr` succeeds. Panics (with the log) on timeout or if
+    /// the peer exits first.
+    pub fn wait_tcp(&mut self, addr: SocketAddr, timeout: Duration) {
+        self.wait(timeout, |_| {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+    }
+
+    /// Waits until `GET path` on `addr` answers with a 2xx status.
+    pub fn wait_http(&mut self, addr: SocketAddr, path: &str, timeout: Duration) {
+        self.wait(timeout, |_| {
+            http_get(addr, path).map(|(s, _)| (200..300).contains(&s)).unwrap_or(false)
+        });
+    }
+
+    fn wait(&mut self, timeout: Duration, mut ready: impl FnMut(&mut Self) -> bool) {
+        let start = Instant::now();
+        loop {
+            if ready(self) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "error: peer {} exited early with {status}; log {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    tail(&self.log(), 40)
+                );
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "error: peer {} not ready after {timeout:?}; log {}:\n{}",
+                    self.name,
+                    self.log.display(),
+                    tail(&self.log(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "peer {} log kept at {}; last lines:\n{}",
+                self.name,
+                self.log.display(),
+                tail(&self.log(), 40)
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A fresh folder under the system temp dir.
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "auspex-test-{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+/// A minimal HTTP/1.0 GET: returns the status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status =
+        buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| {
+            std::io::Error::other(format!("bad HTTP response: {:?}", tail(&buf, 3)))
+        })?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_bindable() {
+        let p = free_port();
+        assert!(p > 0);
+        TcpListener::bind((Ipv4Addr::LOCALHOST, p)).expect("port should be free");
+    }
+
+    #[test]
+    #[should_panic(expected = "not found on PATH")]
+    fn missing_binary_fails_with_a_hint() {
+        find_binary("auspex-no-such-peer-binary", &[], "apt-get install nothing");
+    }
+
+    #[test]
+    fn finds_a_real_binary() {
+        assert!(find_binary("sh", &[], "apt-get install dash").ends_with("sh"));
+    }
+
+    /// A real peer over loopback: Python's http.server (python3 is a peer of the test suite).
+    #[test]
+    fn spawns_waits_and_kills_a_real_http_peer() {
+        let py = find_binary("python3", &[], "apt-get install python3");
+        let port = free_port();
+        let dir = temp_dir("www");
+        std::fs::write(dir.join("hello.txt"), "hi there").unwrap();
+        let mut cmd = Command::new(py);
+        cmd.args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()]).current_dir(&dir);
+        let mut peer = Peer::spawn("http", cmd);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        peer.wait_http(addr, "/hello.txt", Duration::from_secs(20));
+        let (status, body) = http_get(addr, "/hello.txt").unwrap();
+        assert_eq!((status, body.as_str()), (200, "hi there"));
+        let log = peer.log_path().to_path_buf();
+        drop(peer);
+        assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(), "killed");
+        assert!(!log.exists(), "log removed after a passing test");
+    }
+
+    #[test]
+    #[should_panic(expected = "exited early")]
+    fn a_peer_that_dies_fails_the_wait_with_its_log() {
+        let mut cmd = Command::new(find_binary("sh", &[], "apt-get install dash"));
+        cmd.args(["-c", "echo boom; exit 3"]);
+        let mut peer = Peer::spawn("dies", cmd);
+        peer.wait_tcp(([127, 0, 0, 1], free_port()).into(), Duration::from_secs(10));
+    }
+}
