@@ -77,7 +77,7 @@ pub struct Output {
 
 const LEVEL_ALPHAS: [f64; 3] = [0.02, 0.15, 0.6];
 const ERR_ALPHA: f64 = 0.05;
-const SCALE_ALPHA: f64 = 0.02;
+const SCALE_ALPHA: f64 = 0.005;
 const SHIFT_ALPHA: f64 = 0.3;
 const BURST_Z: f64 = 2.0;
 const BURST_ALPHA: f64 = 0.1;
@@ -401,7 +401,7 @@ impl Detector {
         let clip = HUBER_K * sc;
         // Scale: EW mean absolute residual, Huber-clipped so one spike cannot blow it up.
         let ra = r.abs().min(clip);
-        let a = if self.n < 30 { 1.0 / f64::from(self.n) } else { SCALE_ALPHA };
+        let a = (1.0 / f64::from(self.n)).max(SCALE_ALPHA);
         self.scale += a * (ra - self.scale);
         // Predictor errors, then levels (fed a clipped value so spikes barely move them).
         let yc = self.lv[self.best()] + r.clamp(-clip, clip);
