@@ -324,7 +324,11 @@ impl Detector {
             0.0
         };
         let drift = surprise_bits(zd / DRIFT_DIV);
-        let raw = surprise_bits(z).max(surprise_bits(self.shift * 2.0)).max(burst).max(drift);
+        // A point is only as surprising as the least surprised of the three levels: a return
+        // to the old level after a dip is expected by the slow level, the continuation of a
+        // level shift by the fast one.
+        let zmin = self.lv.iter().map(|l| ((y - l) / sigma).abs()).fold(z.abs(), f64::min);
+        let raw = surprise_bits(zmin).max(surprise_bits(self.shift * 2.0)).max(burst).max(drift);
         let c = self.calibrated(raw);
         self.learn_tail(raw);
         let score = if warm {
