@@ -10,7 +10,7 @@ use auspex_detect::{Config, Detector};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::cli::{BenchDetectArgs, CmdResult, NabArgs};
+use crate::cli::{BenchDetectArgs, CmdResult, NabArgs, say};
 
 fn write_json(path: Option<&Path>, v: &Value) -> anyhow::Result<()> {
     if let Some(p) = path {
@@ -42,15 +42,15 @@ pub fn nab(a: &NabArgs) -> CmdResult {
     b.finish_and_clear();
     let mut profiles = serde_json::Map::new();
     for p in &r.profiles {
-        println!("{}", p.line());
+        say(&p.line())?;
         profiles.insert(
             p.profile.to_string(),
             json!({"score": p.score, "threshold": p.threshold, "raw": p.raw,
                    "windows": p.windows, "files": p.files}),
         );
     }
-    println!("throughput={:.0} points/s", r.throughput());
-    println!("points={}", r.points);
+    say(&format!("throughput={:.0} points/s", r.throughput()))?;
+    say(&format!("points={}", r.points))?;
     write_json(
         a.json.as_deref(),
         &json!({"bench": "nab", "data": a.data, "profiles": profiles,
@@ -92,12 +92,12 @@ pub fn detect(a: &BenchDetectArgs) -> CmdResult {
     let per_series_heap = (after - before - vec_bytes) as f64 / a.series.max(1) as f64;
     let per_series_total = (after - before) as f64 / a.series.max(1) as f64;
     let period = dets.first().and_then(Detector::period_points).unwrap_or(0);
-    println!("throughput={throughput:.0} points/s");
-    println!("points={n}");
-    println!("heap_bytes_per_series={per_series_heap:.0}");
-    println!("total_bytes_per_series={per_series_total:.0}");
-    println!("period_points={period}");
-    println!("checksum={checksum:.6}");
+    say(&format!("throughput={throughput:.0} points/s"))?;
+    say(&format!("points={n}"))?;
+    say(&format!("heap_bytes_per_series={per_series_heap:.0}"))?;
+    say(&format!("total_bytes_per_series={per_series_total:.0}"))?;
+    say(&format!("period_points={period}"))?;
+    say(&format!("checksum={checksum:.6}"))?;
     write_json(
         a.json.as_deref(),
         &json!({"bench": "detect", "throughput_points_per_s": throughput, "points": n,

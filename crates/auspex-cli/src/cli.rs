@@ -97,6 +97,11 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// Stop without a message and with success: the reader went away (broken pipe).
+    pub fn quiet() -> Self {
+        Self { code: 0, err: anyhow::anyhow!("") }
+    }
+
     /// A usage or input error (exit 2).
     pub fn input(err: impl Into<anyhow::Error>) -> Self {
         Self { code: 2, err: err.into() }
@@ -111,6 +116,17 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 
 pub type CmdResult = Result<ExitCode, Failure>;
 
+/// Prints one line to stdout. A closed pipe (`auspex ... | head`) ends the command quietly.
+pub fn say(line: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::quiet()),
+        Err(e) => Err(Failure::input(anyhow::anyhow!("cannot write to stdout: {e}"))),
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.command {
@@ -120,6 +136,7 @@ pub fn main() -> ExitCode {
     };
     match res {
         Ok(code) => code,
+        Err(f) if f.code == 0 => ExitCode::SUCCESS,
         Err(f) => {
             let msg = format!("{:#}", f.err);
             eprintln!("error: {msg}");

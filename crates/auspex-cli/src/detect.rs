@@ -68,6 +68,7 @@ pub fn run(a: &DetectArgs) -> CmdResult {
     }
     match res {
         Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(CsvError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(CsvError::Io(e)) => Err(Failure::input(anyhow!("detect {in_name}: {e}"))),
         Err(e) => Err(Failure::input(anyhow!(
             "detect {in_name}: {e} (expected CSV `timestamp,value`; see auspex detect --help)"

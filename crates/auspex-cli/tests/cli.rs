@@ -20,7 +20,8 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = c.spawn().unwrap();
     let mut pipe = child.stdin.take().unwrap();
     if let Some(s) = stdin {
-        pipe.write_all(s.as_bytes()).unwrap();
+        // The child may exit before reading (usage errors): a broken pipe is fine.
+        let _ = pipe.write_all(s.as_bytes());
     }
     drop(pipe);
     child.wait_with_output().unwrap()
@@ -177,4 +178,24 @@ fn help_on_every_command() {
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("Usage:"), "{args:?}");
     }
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_without_a_panic() {
+    use std::io::{BufRead, BufReader};
+    let input = root().join("examples/cpu.csv");
+    let mut child = bin()
+        .args(["detect", "-i", input.to_str().unwrap(), "-o", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert_eq!(first, "timestamp,value,anomaly_score\n");
+    // The reader is dropped here: the rest of the output hits a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
 }
