@@ -316,8 +316,12 @@ impl Detector {
         self.shift += SHIFT_ALPHA * (z.clamp(-3.0 * HUBER_K, 3.0 * HUBER_K) - self.shift);
 
         let warm = self.n >= self.cfg.warmup;
+        // A point is only as surprising as the least surprised of the three levels: a return
+        // to the old level after a dip is expected by the slow level, the continuation of a
+        // level shift by the fast one.
+        let zmin = self.lv.iter().map(|l| ((y - l) / sigma).abs()).fold(z.abs(), f64::min);
         // Burst: how many recent points were moderately off, against the long-run rate.
-        let hit = if z.abs() > BURST_Z { 1.0 } else { 0.0 };
+        let hit = if zmin > BURST_Z { 1.0 } else { 0.0 };
         self.burst += BURST_ALPHA * (hit - self.burst);
         self.burst_long += BURST_LONG_ALPHA * (hit - self.burst_long);
         let burst = burst_bits(self.burst, self.burst_long.max(0.01));
@@ -328,10 +332,6 @@ impl Detector {
             0.0
         };
         let drift = surprise_bits(zd / DRIFT_DIV);
-        // A point is only as surprising as the least surprised of the three levels: a return
-        // to the old level after a dip is expected by the slow level, the continuation of a
-        // level shift by the fast one.
-        let zmin = self.lv.iter().map(|l| ((y - l) / sigma).abs()).fold(z.abs(), f64::min);
         let raw = surprise_bits(zmin).max(surprise_bits(self.shift * 2.0)).max(burst).max(drift);
         let c = self.calibrated(raw);
         self.learn_tail(raw);
