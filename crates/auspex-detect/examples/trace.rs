@@ -22,17 +22,22 @@ fn parse(ts: &str) -> i64 {
 fn main() {
     let path = std::env::args().nth(1).expect("usage: trace FILE");
     let text = std::fs::read_to_string(path).expect("read");
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut d = auspex_detect::Detector::default();
     for (i, line) in text.lines().enumerate().skip(1) {
         let mut f = line.split(',');
         let (t, v) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
         let o = d.update(parse(t), v.parse().unwrap_or(f64::NAN));
-        println!(
+        let line = format!(
             "{i} {t} v={v} s={:.4} exp={:.3} dev={:.2} {}",
             o.score,
             o.expected,
             o.deviation,
             d.debug_internals()
         );
+        if writeln!(out, "{line}").is_err() {
+            return; // the reader went away
+        }
     }
 }

@@ -16,8 +16,8 @@ pub const DAY_MS: i64 = 86_400_000;
 pub const WEEK_MS: i64 = 7 * DAY_MS;
 /// Days of data before a daily period can be confirmed.
 pub const MIN_DAYS_DAILY: i64 = 2;
-/// Days of data before a weekly period can be confirmed.
-pub const MIN_DAYS_WEEKLY: i64 = 15;
+/// Days of data before a weekly period can be confirmed (three of each weekday).
+pub const MIN_DAYS_WEEKLY: i64 = 21;
 /// Most bins of a daily profile.
 pub const MAX_DAILY_BINS: usize = 288;
 /// Most bins of a weekly profile.
