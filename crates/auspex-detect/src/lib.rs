@@ -89,7 +89,7 @@ const BURST_LONG_ALPHA: f64 = 0.002;
 const LONG_ALPHA: f64 = 0.001;
 const DRIFT_DIV: f64 = 0.75;
 const HUBER_K: f64 = 4.0;
-const TAIL_ALPHA: f32 = 0.003;
+const TAIL_ALPHA: f32 = 0.02;
 const TAIL_LEVELS: [f64; 8] = [2.0, 4.0, 6.0, 8.0, 11.0, 14.0, 18.0, 24.0];
 const PEAK_DECAY: f64 = 0.99;
 const PEAK_WEIGHT: f64 = 0.5;
@@ -387,7 +387,7 @@ impl Detector {
     }
 
     fn learn_tail(&mut self, raw: f64) {
-        let a = if self.n < 200 { 1.0 / 200.0 } else { TAIL_ALPHA };
+        let a = (1.0 / self.n as f32).max(TAIL_ALPHA);
         for (k, &lvl) in TAIL_LEVELS.iter().enumerate() {
             let hit = if raw >= lvl { 1.0 } else { 0.0 };
             self.tail[k] += a * (hit - self.tail[k]);
