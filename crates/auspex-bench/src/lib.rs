@@ -3,9 +3,11 @@
 //! - [`nab`]: a port of the independent NAB scorer and a loader for NAB-shaped corpora.
 //! - [`series_csv`]: the `timestamp,value` CSV pipeline that `auspex detect` runs.
 //! - [`nab_run`]: runs the detector over a NAB-shaped corpus and scores it.
+//! - [`plot`]: a bounded-memory SVG plot of a detected series.
 //! - [`synth`]: deterministic synthetic series for throughput and memory benchmarks.
 
 pub mod nab;
 pub mod nab_run;
+pub mod plot;
 pub mod series_csv;
 pub mod synth;

@@ -100,10 +100,22 @@ fn fmt_f64(buf: &mut Vec<u8>, x: f64) {
 /// Runs the detector over a CSV stream, calling `progress(bytes_read)` now and then.
 /// Stops at the first malformed row (nothing after it is written).
 pub fn run<R: BufRead, W: Write>(
+    input: R,
+    output: W,
+    opts: &Options,
+    progress: impl FnMut(u64),
+) -> Result<Stats, CsvError> {
+    run_observed(input, output, opts, progress, |_, _, _| {})
+}
+
+/// [`run`], also calling `observe(timestamp_ms, value, output)` for every data row (used to
+/// draw a plot alongside).
+pub fn run_observed<R: BufRead, W: Write>(
     mut input: R,
     output: W,
     opts: &Options,
     mut progress: impl FnMut(u64),
+    mut observe: impl FnMut(i64, f64, &Output),
 ) -> Result<Stats, CsvError> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, output);
     let mut line = String::new();
@@ -163,6 +175,7 @@ pub fn run<R: BufRead, W: Write>(
                 why: format!("malformed row: value {:?} is not a number", truncate(val_field, 40)),
             })?;
         let o = det.update(ts, value);
+        observe(ts, value, &o);
         stats.rows += 1;
         stats.anomalies += u64::from(o.is_anomaly);
         buf.clear();

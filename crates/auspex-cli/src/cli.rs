@@ -51,6 +51,9 @@ pub struct DetectArgs {
     /// Unit of bare numeric timestamps.
     #[arg(long, value_enum, default_value = "s")]
     pub ts_unit: TsUnit,
+    /// Also draw the series, its normal band and the anomalies as an SVG picture.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
+use auspex_bench::plot::Plot;
 use auspex_bench::series_csv::{self, CsvError, Options};
 use auspex_core::time::NumericUnit;
 use auspex_detect::Config;
@@ -58,13 +59,29 @@ pub fn run(a: &DetectArgs) -> CmdResult {
         }
         _ => None,
     };
-    let res = series_csv::run(reader, writer, &opts, |bytes| {
-        if let Some(b) = &bar {
-            b.set_position(bytes);
-        }
-    });
+    let mut plot = a.plot.as_ref().map(|_| Plot::new(1200));
+    let res = series_csv::run_observed(
+        reader,
+        writer,
+        &opts,
+        |bytes| {
+            if let Some(b) = &bar {
+                b.set_position(bytes);
+            }
+        },
+        |ts, v, o| {
+            if let Some(p) = plot.as_mut() {
+                p.add(ts, v, o);
+            }
+        },
+    );
     if let Some(b) = &bar {
         b.finish_and_clear();
+    }
+    if let (Ok(_), Some(path), Some(p)) = (&res, &a.plot, &plot) {
+        std::fs::write(path, p.svg(&format!("auspex detect: {in_name}"))).with_context(|| {
+            format!("cannot write --plot {} (check that the folder exists)", path.display())
+        })?;
     }
     match res {
         Ok(_) => Ok(ExitCode::SUCCESS),

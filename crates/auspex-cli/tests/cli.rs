@@ -199,3 +199,22 @@ fn a_closed_stdout_ends_quietly_without_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+#[test]
+fn detect_draws_a_plot() {
+    let input = root().join("examples/cpu.csv");
+    let svg = std::env::temp_dir().join(format!("auspex-plot-{}.svg", std::process::id()));
+    let out = run(
+        &["detect", "-i", input.to_str().unwrap(), "-o", "-", "--plot", svg.to_str().unwrap()],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(s.starts_with("<svg") && s.contains("4032 points"), "{}", &s[..200]);
+    assert!(s.matches("<circle").count() >= 2, "the two injected anomalies are marked");
+    std::fs::remove_file(&svg).unwrap();
+    let out =
+        run(&["detect", "-i", input.to_str().unwrap(), "-o", "-", "--plot", "/no/dir/x.svg"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot write --plot"));
+}
