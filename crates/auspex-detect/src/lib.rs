@@ -103,8 +103,6 @@ pub struct Detector {
     n: u32,
     last_ts: i64,
     dt: f64,
-    slow: f64,
-    slow_dev: f64,
     step: f64,
     anchor: f64,
     last_y: f64,
@@ -132,10 +130,6 @@ impl Default for Detector {
     }
 }
 
-fn value_of(y: f64, last: f64) -> f64 {
-    if last.is_nan() { 0.0 } else { y - last }
-}
-
 /// Bits of surprise in seeing a rate `r` over about `1/BURST_ALPHA` points when the long-run
 /// rate is `p` (binomial large deviations: n KL(r || p)).
 fn burst_bits(r: f64, p: f64) -> f64 {
@@ -161,11 +155,9 @@ impl Detector {
             n: 0,
             last_ts: i64::MIN,
             dt: 0.0,
-            slow: 0.0,
-            slow_dev: 0.0,
             step: 0.0,
             anchor: 0.0,
-            last_y: f64::NAN,
+            last_y: 0.0,
             lv: [0.0; 3],
             err: [0.0; 3],
             scale: 0.0,
@@ -259,7 +251,7 @@ impl Detector {
     }
 
     fn scale_floor(&self) -> f64 {
-        (self.slow_dev * 0.01).max(self.step * 0.25).max(self.slow.abs() * 1e-6).max(1e-9)
+        (self.long_dev * 0.01).max(self.step * 0.25).max(self.long.abs() * 1e-6).max(1e-9)
     }
 
     /// Scores one point and learns from it.
@@ -356,7 +348,7 @@ impl Detector {
         }
         let is_anomaly = self.since.is_some();
 
-        self.learn(ts, y, r, sc);
+        self.learn(ts, value, y, r, sc);
         Output {
             score: if score.is_finite() { score.clamp(0.0, 1.0) } else { 0.0 },
             expected,
@@ -397,14 +389,15 @@ impl Detector {
     fn first(&mut self, ts: i64, value: f64) {
         self.n = 1;
         self.last_ts = ts;
-        self.slow = value;
         self.long = value;
         self.anchor = value;
+        self.last_y = value;
         self.lv = [value; 3];
         self.next_test = ts.saturating_add(DAY_MS);
     }
 
-    fn learn(&mut self, ts: i64, y: f64, r: f64, sc: f64) {
+    /// Learns from `value` (de-seasonalised: `y`, residual `r` at scale `sc`).
+    fn learn(&mut self, ts: i64, value: f64, y: f64, r: f64, sc: f64) {
         self.n = self.n.saturating_add(1);
         let clip = HUBER_K * sc;
         // Scale: EW mean absolute residual, Huber-clipped so one spike cannot blow it up.
@@ -426,15 +419,11 @@ impl Detector {
         self.long += la * (y - self.long);
         self.long_dev += la * ((y - self.long).abs() - self.long_dev);
         // Typical size of a non-zero step: the resolution of the series.
-        let d = (value_of(y, self.last_y)).abs();
+        let d = (y - self.last_y).abs();
         if d > 0.0 {
             self.step = if self.step == 0.0 { d } else { self.step + 0.02 * (d - self.step) };
         }
         self.last_y = y;
-        // Slow statistics for the scale floor and the season probe.
-        let value = y + self.seasonal(ts).0;
-        self.slow += 0.01 * (value - self.slow);
-        self.slow_dev += 0.01 * ((value - self.slow).abs() - self.slow_dev);
         // Seasonal profile.
         if let Some(p) = self.profile.as_mut() {
             let b = p.bin(ts);

@@ -147,34 +147,28 @@ impl Probe {
         if r2_day > DAILY_R2 { Period::Daily } else { Period::None }
     }
 
-    /// Mean of the de-levelled value in the probe cell covering `ts`, for seeding a profile.
+    /// The mean offset from the grand mean of the probe cell covering `ts` (hour of week for a
+    /// weekly period, hour of day for a daily one), for seeding a profile.
     pub fn seed(&self, period: Period, ts: i64) -> f64 {
         let h = hour_of_week(ts);
-        let (tn, ts_): (f64, f64) = (
-            self.n.iter().map(|&x| f64::from(x)).sum(),
-            self.s.iter().map(|&x| f64::from(x)).sum(),
-        );
-        let grand = if tn > 0.0 { ts_ / tn } else { 0.0 };
-        grand_relative(
-            grand,
-            match period {
-                Period::Weekly if self.n[h] > 0.0 => f64::from(self.s[h] / self.n[h]),
-                _ => {
-                    let (mut n, mut s) = (0.0f64, 0.0f64);
-                    for d in 0..7 {
-                        let c = d * 24 + h % 24;
-                        n += f64::from(self.n[c]);
-                        s += f64::from(self.s[c]);
-                    }
-                    if n > 0.0 { s / n } else { grand }
+        let tn: f64 = self.n.iter().map(|&x| f64::from(x)).sum();
+        let tsum: f64 = self.s.iter().map(|&x| f64::from(x)).sum();
+        let grand = if tn > 0.0 { tsum / tn } else { 0.0 };
+        let cell = match period {
+            Period::Weekly if self.n[h] > 0.0 => f64::from(self.s[h] / self.n[h]),
+            _ => {
+                let (mut n, mut s) = (0.0f64, 0.0f64);
+                for d in 0..7 {
+                    let c = d * 24 + h % 24;
+                    n += f64::from(self.n[c]);
+                    s += f64::from(self.s[c]);
                 }
-            },
-        )
+                if n > 0.0 { s / n } else { grand }
+            }
+        };
+        // Offsets are relative to the grand mean: the level carries the rest.
+        cell - grand
     }
-}
-
-fn grand_relative(grand: f64, cell: f64) -> f64 {
-    cell - grand
 }
 
 /// A binned seasonal profile: for each phase bin, the expected offset from the level and the
