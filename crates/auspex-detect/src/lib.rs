@@ -337,7 +337,9 @@ impl Detector {
 
         let band = self.cfg.band_z() * sigma;
         let expected = pred + season;
-        let outside = r.abs() > band;
+        // Outside the band, and not explained by any of the levels either (after a spike has
+        // pulled the fast level up, a normal point is explained by the slow one).
+        let outside = r.abs() > band && zmin > self.cfg.band_z();
         // An episode starts with a point that scores above the threshold outside the band, and
         // lasts while the following points stay outside the band.
         let starts = warm && outside && score >= self.cfg.score_threshold();
