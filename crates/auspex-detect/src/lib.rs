@@ -21,6 +21,9 @@
 //! depends only on the points before it and itself.
 
 pub mod season;
+pub mod snapshot;
+
+pub use snapshot::SnapshotError;
 
 use season::{DAY_MS, Period, Probe, Profile};
 

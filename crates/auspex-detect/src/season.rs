@@ -59,6 +59,16 @@ pub enum Period {
 }
 
 impl Probe {
+    /// The raw cells and the first timestamp (for snapshots).
+    pub fn parts(&self) -> (&[f32; 168], &[f32; 168], &[f32; 168], i64) {
+        (&self.n, &self.s, &self.q, self.first_ts)
+    }
+
+    /// Rebuilds a probe from [`Probe::parts`].
+    pub fn from_parts(n: [f32; 168], s: [f32; 168], q: [f32; 168], first_ts: i64) -> Self {
+        Self { n, s, q, first_ts }
+    }
+
     /// Adds a de-levelled value `x` observed at `ts`.
     pub fn add(&mut self, ts: i64, x: f64) {
         if self.first_ts == i64::MIN {
