@@ -232,7 +232,8 @@ mod tests {
             .map(|i| {
                 let t = 1_704_067_200_000 + i as i64 * 300_000;
                 let phase = (i % 288) as f64 / 288.0;
-                let v = 50.0 + 10.0 * (std::f64::consts::TAU * phase).sin() + ((i * 37) % 11) as f64;
+                let v =
+                    50.0 + 10.0 * (std::f64::consts::TAU * phase).sin() + ((i * 37) % 11) as f64;
                 d.update(t, if i == 7000 { 500.0 } else { v })
             })
             .collect()
@@ -260,7 +261,10 @@ mod tests {
         assert_eq!(Detector::restore(Config::default(), b"xx").unwrap_err(), SnapshotError::Magic);
         let mut v = bytes.clone();
         v[3] = 99;
-        assert_eq!(Detector::restore(Config::default(), &v).unwrap_err(), SnapshotError::Version(99));
+        assert_eq!(
+            Detector::restore(Config::default(), &v).unwrap_err(),
+            SnapshotError::Version(99)
+        );
         for cut in (0..bytes.len()).step_by(97) {
             assert!(Detector::restore(Config::default(), &bytes[..cut]).is_err());
         }

@@ -1,1 +1,5 @@
-//! wip
+//! Protocol decoders for Auspex's inputs. Pure: bytes in, validated records out; no HTTP, no IO.
+//!
+//! - [`remote_write`]: Prometheus remote-write 1.0 (snappy-compressed protobuf).
+
+pub mod remote_write;

@@ -1,0 +1,196 @@
+//! The embedded default: SQLite through sqlx, in WAL mode with `synchronous = FULL`, so a
+//! committed write survives a crash of the process and of the machine.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use auspex_core::{Labels, SeriesId, Signal, TimestampMs};
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{SeriesRecord, Store, StoreError};
+
+/// A SQLite-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn hex(x: u64) -> String {
+    format!("{x:016x}")
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/auspex.db` and runs the migrations.
+    pub async fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Db(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let url = format!("sqlite://{}", dir.join("auspex.db").display());
+        Self::connect(&url, 4).await
+    }
+
+    /// An in-memory database (for tests).
+    pub async fn memory() -> Result<Self, StoreError> {
+        Self::connect("sqlite::memory:", 1).await
+    }
+
+    async fn connect(url: &str, max: u32) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(db)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool =
+            SqlitePoolOptions::new().max_connections(max).connect_with(opts).await.map_err(db)?;
+        sqlx::migrate!("./migrations").run(&pool).await.map_err(db)?;
+        Ok(Self { pool })
+    }
+}
+
+impl Store for SqliteStore {
+    async fn put_signals(&self, signals: &[Signal]) -> Result<(), StoreError> {
+        if signals.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for s in signals {
+            let json = serde_json::to_string(s).map_err(db)?;
+            sqlx::query(
+                "INSERT INTO signals (id, fingerprint, kind, start_ms, end_ms, score, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(id) DO UPDATE SET
+                   end_ms = COALESCE(excluded.end_ms, signals.end_ms),
+                   score = MAX(signals.score, excluded.score),
+                   json = excluded.json",
+            )
+            .bind(hex(s.id.0))
+            .bind(hex(s.fingerprint.0))
+            .bind(s.kind.as_str())
+            .bind(s.start)
+            .bind(s.end)
+            .bind(s.score)
+            .bind(json)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn list_signals(
+        &self,
+        since: TimestampMs,
+        limit: usize,
+    ) -> Result<Vec<Signal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, json, score, end_ms FROM signals WHERE start_ms >= ?1 OR end_ms IS NULL
+             ORDER BY start_ms DESC, id LIMIT ?2",
+        )
+        .bind(since)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.get(0);
+                let json: String = r.get(1);
+                let mut s: Signal = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt { id: id.clone(), why: e.to_string() })?;
+                s.score = r.get(2);
+                s.end = r.get(3);
+                Ok(s)
+            })
+            .collect()
+    }
+
+    async fn put_series(&self, records: &[SeriesRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for r in records {
+            let labels = serde_json::to_string(&r.labels).map_err(db)?;
+            sqlx::query(
+                "INSERT INTO series (id, labels, first_seen, last_seen, samples, last_score, idle, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(id) DO UPDATE SET
+                   labels = excluded.labels, first_seen = excluded.first_seen,
+                   last_seen = excluded.last_seen, samples = excluded.samples,
+                   last_score = excluded.last_score, idle = excluded.idle,
+                   state = COALESCE(excluded.state, series.state)",
+            )
+            .bind(hex(r.id.0))
+            .bind(labels)
+            .bind(r.first_seen)
+            .bind(r.last_seen)
+            .bind(r.samples.min(i64::MAX as u64) as i64)
+            .bind(r.last_score)
+            .bind(i64::from(r.idle))
+            .bind(r.state.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn load_series(&self) -> Result<Vec<SeriesRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, labels, first_seen, last_seen, samples, last_score, idle, state FROM series",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(|r| series_row(r, true)).collect()
+    }
+
+    async fn list_series(&self, limit: usize) -> Result<Vec<SeriesRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, labels, first_seen, last_seen, samples, last_score, idle FROM series
+             ORDER BY last_seen DESC, id LIMIT ?1",
+        )
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.iter().map(|r| series_row(r, false)).collect()
+    }
+
+    async fn delete_signals_before(&self, before: TimestampMs) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM signals WHERE end_ms IS NOT NULL AND end_ms < ?1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(r.rows_affected())
+    }
+}
+
+fn series_row(r: &sqlx::sqlite::SqliteRow, with_state: bool) -> Result<SeriesRecord, StoreError> {
+    let id: String = r.get(0);
+    let corrupt = |why: String| StoreError::Corrupt { id: id.clone(), why };
+    let labels: String = r.get(1);
+    let labels: Labels = serde_json::from_str(&labels).map_err(|e| corrupt(e.to_string()))?;
+    let sid = u64::from_str_radix(&id, 16).map_err(|e| corrupt(e.to_string()))?;
+    let samples: i64 = r.get(4);
+    let idle: i64 = r.get(6);
+    Ok(SeriesRecord {
+        id: SeriesId(sid),
+        labels,
+        first_seen: r.get(2),
+        last_seen: r.get(3),
+        samples: samples.max(0) as u64,
+        last_score: r.get(5),
+        idle: idle != 0,
+        state: if with_state { r.get::<Option<Vec<u8>>, _>(7) } else { None },
+    })
+}
