@@ -22,6 +22,86 @@ enum Command {
     /// Run a benchmark and print its figures as key=value lines.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the server: Prometheus remote-write in, streaming detection, signals out.
+    Serve(ServeArgs),
+    /// Signals (anomalies and, later, alerts and changes) from a server.
+    #[command(subcommand)]
+    Signals(SignalsCommand),
+    /// Series known to a server.
+    #[command(subcommand)]
+    Series(SeriesCommand),
+}
+
+/// Where to find the server: `--server`, then `$AUSPEX_SERVER`, then the default address.
+#[derive(Debug, Args)]
+pub struct ServerOpt {
+    /// Server base URL [default: $AUSPEX_SERVER, else http://127.0.0.1:9797].
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ServerOpt {
+    /// The resolved base URL, without a trailing slash.
+    pub fn url(&self) -> String {
+        self.server
+            .clone()
+            .or_else(|| std::env::var("AUSPEX_SERVER").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+/// The default listen address of `auspex serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Folder for the embedded store (SQLite) and local files.
+    #[arg(long, default_value = "./auspex-data")]
+    pub data_dir: PathBuf,
+    /// TOML configuration file (limits, retention, detector sensitivity).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SignalsCommand {
+    /// List signals, newest first.
+    List(SignalsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignalsListArgs {
+    #[command(flatten)]
+    pub server: ServerOpt,
+    /// How far back to look (e.g. 30m, 24h, 7d).
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// Most signals to list.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SeriesCommand {
+    /// List series with their state (warming, active, idle) and latest score.
+    List(SeriesListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SeriesListArgs {
+    #[command(flatten)]
+    pub server: ServerOpt,
+    /// Most series to list.
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: usize,
 }
 
 /// Units for bare numeric timestamps.
@@ -64,6 +144,31 @@ enum BenchCommand {
     /// Measure detector throughput (points/s, one thread) and heap bytes per series on a
     /// seasonal synthetic series, with the configuration `bench nab` scores.
     Detect(BenchDetectArgs),
+    /// Load a remote-write receiver (Auspex or any other) and measure accepted samples/s,
+    /// latency and the target's peak RSS.
+    RemoteWrite(RemoteWriteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteWriteArgs {
+    /// Full write URL, e.g. http://127.0.0.1:9797/api/v1/write.
+    #[arg(long)]
+    pub target: String,
+    /// Number of series (one sample per series per round).
+    #[arg(long)]
+    pub series: usize,
+    /// Duration in seconds.
+    #[arg(long)]
+    pub duration: f64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// PID of the target, to read its peak RSS (VmHWM); else its /metrics is scraped.
+    #[arg(long)]
+    pub target_pid: Option<u32>,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +241,10 @@ pub fn main() -> ExitCode {
         Command::Detect(a) => crate::detect::run(&a),
         Command::Bench(BenchCommand::Nab(a)) => crate::bench::nab(&a),
         Command::Bench(BenchCommand::Detect(a)) => crate::bench::detect(&a),
+        Command::Bench(BenchCommand::RemoteWrite(a)) => crate::loadgen::run(&a),
+        Command::Serve(a) => crate::serve::run(&a),
+        Command::Signals(SignalsCommand::List(a)) => crate::client::signals(&a),
+        Command::Series(SeriesCommand::List(a)) => crate::client::series(&a),
     };
     match res {
         Ok(code) => code,

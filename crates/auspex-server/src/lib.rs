@@ -1,1 +1,161 @@
-//! wip
+//! The Auspex server: wires ingestion, detection and the store behind one listen address.
+//! The only crate that knows HTTP.
+//!
+//! - [`config`]: the TOML configuration and its validation.
+//! - [`engine`]: per-series detectors, sharded; signals raised by them.
+//! - [`http`]: the axum routes.
+//! - [`metrics`]: internal metrics in the Prometheus text format.
+//!
+//! Durability: a write is acknowledged only after the signals it raised are committed to the
+//! store, so a signal is never visible (API, `/metrics`) before it is durable. Models are
+//! snapshotted every `series.snapshot_interval` (default 30 s), only the series changed since
+//! the last snapshot: a crash loses at most that interval of model updates, never a signal.
+
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+
+use auspex_detect::Config as DetectorConfig;
+use auspex_store::{SqliteStore, Store};
+use tokio::sync::Semaphore;
+
+pub use config::Config;
+use engine::Engine;
+use http::App;
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be opened.
+    #[error("cannot open the store in {dir}: {why}")]
+    Store {
+        /// Data dir.
+        dir: String,
+        /// Why.
+        why: String,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {why} (is another process using it?)")]
+    Bind {
+        /// Address.
+        addr: String,
+        /// Why.
+        why: String,
+    },
+    /// The server stopped with an IO error.
+    #[error("server error: {0}")]
+    Io(String),
+}
+
+/// Opens the SQLite store under `data_dir` and serves until SIGINT/SIGTERM.
+pub async fn serve(listen: &str, data_dir: &Path, cfg: Config) -> Result<(), ServeError> {
+    let store = SqliteStore::open(data_dir).await.map_err(|e| ServeError::Store {
+        dir: data_dir.display().to_string(),
+        why: e.to_string(),
+    })?;
+    serve_with(listen, store, cfg, |addr| eprintln!("auspex: listening on http://{addr}")).await
+}
+
+/// Serves with any store. `ready(addr)` is called once the socket is bound.
+pub async fn serve_with<S: Store>(
+    listen: &str,
+    store: S,
+    cfg: Config,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let det_cfg =
+        DetectorConfig { sensitivity: cfg.detector.sensitivity, ..DetectorConfig::default() };
+    let engine = Engine::new(cfg.limits.max_active_series, det_cfg);
+    let records = store
+        .load_series()
+        .await
+        .map_err(|e| ServeError::Store { dir: "store".into(), why: e.to_string() })?;
+    engine.restore(records);
+    if let Ok(open) = store.list_signals(i64::MAX, 1_000_000).await {
+        engine.restore_open(open);
+    }
+    let app = Arc::new(App {
+        engine,
+        store,
+        inflight: Semaphore::new(cfg.limits.max_inflight_writes),
+        cfg,
+        paused_until: AtomicI64::new(0),
+        pending: std::sync::Mutex::new(Vec::new()),
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| ServeError::Bind { addr: listen.to_string(), why: e.to_string() })?;
+    let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
+    ready(addr);
+    let worker = tokio::spawn(snapshot_loop(app.clone()));
+    let res = axum::serve(listener, http::router(app.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| ServeError::Io(e.to_string()));
+    worker.abort();
+    // Final snapshot on a clean stop.
+    snapshot_once(&app).await;
+    res
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+async fn snapshot_loop<S: Store>(app: Arc<App<S>>) {
+    let mut tick = tokio::time::interval(app.cfg.series.snapshot_interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        snapshot_once(&app).await;
+    }
+}
+
+/// Writes pending signals, the changed series, and applies retention.
+pub async fn snapshot_once<S: Store>(app: &App<S>) {
+    let m = &app.engine.metrics;
+    let pending: Vec<_> =
+        app.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+    if !pending.is_empty() && app.store.put_signals(&pending).await.is_err() {
+        m.store_errors.fetch_add(1, Relaxed);
+        if let Ok(mut p) = app.pending.lock() {
+            p.extend(pending);
+        }
+    }
+    let dirty = app.engine.take_dirty(app.cfg.series.idle_timeout);
+    if !dirty.is_empty() {
+        match app.store.put_series(&dirty).await {
+            Ok(()) => {
+                m.snapshots.fetch_add(1, Relaxed);
+                m.snapshot_series.fetch_add(dirty.len() as u64, Relaxed);
+            }
+            Err(_) => {
+                m.store_errors.fetch_add(1, Relaxed);
+                let ids: Vec<_> = dirty.iter().filter(|r| !r.idle).map(|r| r.id).collect();
+                app.engine.mark_dirty(&ids);
+            }
+        }
+    }
+    let keep = app.cfg.retention.signals.as_millis().min(i64::MAX as u128) as i64;
+    let _ = app.store.delete_signals_before(http::now_ms().saturating_sub(keep)).await;
+}

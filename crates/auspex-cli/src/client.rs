@@ -1,0 +1,89 @@
+//! Client commands: `auspex signals list`, `auspex series list`.
+
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use serde_json::Value;
+
+use crate::cli::{CmdResult, Failure, SeriesListArgs, SignalsListArgs, say};
+
+/// GETs `url` and parses JSON; errors name the server and suggest `--server`.
+pub fn get_json(base: &str, path: &str) -> Result<Value, Failure> {
+    let url = format!("{base}{path}");
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut resp = agent.get(&url).call().map_err(|e| {
+        Failure::input(anyhow!(
+            "cannot reach {base}: {e} (is `auspex serve` running? set --server or $AUSPEX_SERVER)"
+        ))
+    })?;
+    let status = resp.status();
+    let body = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| Failure::input(anyhow!("reading the reply from {url}: {e}")))?;
+    if !status.is_success() {
+        return Err(Failure::input(anyhow!("{url}: {status}: {}", body.trim())));
+    }
+    serde_json::from_str(&body)
+        .map_err(|e| Failure::input(anyhow!("{url}: reply is not JSON: {e}")))
+}
+
+fn labels_text(v: &Value) -> String {
+    let Some(m) = v.as_object() else { return String::new() };
+    let name = m.get("__name__").and_then(Value::as_str).unwrap_or("");
+    let rest: Vec<String> = m
+        .iter()
+        .filter(|(k, _)| *k != "__name__")
+        .map(|(k, v)| format!("{k}={:?}", v.as_str().unwrap_or("")))
+        .collect();
+    format!("{name}{{{}}}", rest.join(", "))
+}
+
+pub fn signals(a: &SignalsListArgs) -> CmdResult {
+    let base = a.server.url();
+    let path = format!("/auspex/v1/signals?since={}&limit={}", a.since, a.limit);
+    let v = get_json(&base, &path)?;
+    if a.server.json {
+        say(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let items = v.as_array().cloned().unwrap_or_default();
+    say(&format!("{:<24} {:<24} {:>6}  {:<8} SERIES", "START", "END", "SCORE", "KIND"))?;
+    for s in &items {
+        let end = s["end"].as_str().unwrap_or("open");
+        say(&format!(
+            "{:<24} {:<24} {:>6.3}  {:<8} {}",
+            s["start"].as_str().unwrap_or(""),
+            end,
+            s["score"].as_f64().unwrap_or(0.0),
+            s["kind"].as_str().unwrap_or(""),
+            labels_text(&s["labels"])
+        ))?;
+    }
+    say(&format!("{} signal(s) since {}", items.len(), a.since))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn series(a: &SeriesListArgs) -> CmdResult {
+    let base = a.server.url();
+    let v = get_json(&base, &format!("/auspex/v1/series?limit={}", a.limit))?;
+    if a.server.json {
+        say(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let items = v.as_array().cloned().unwrap_or_default();
+    say(&format!("{:<8} {:>9} {:>7} {:<24} SERIES", "STATE", "SAMPLES", "SCORE", "LAST SEEN"))?;
+    for s in &items {
+        say(&format!(
+            "{:<8} {:>9} {:>7.3} {:<24} {}",
+            s["state"].as_str().unwrap_or(""),
+            s["samples"].as_u64().unwrap_or(0),
+            s["last_score"].as_f64().unwrap_or(0.0),
+            s["last_seen"].as_str().unwrap_or("-"),
+            labels_text(&s["labels"])
+        ))?;
+    }
+    say(&format!("{} series", items.len()))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,265 @@
+//! `auspex serve` configuration: a TOML file, validated with clear errors. Every field has a
+//! default, so no file is needed.
+//!
+//! ```toml
+//! [limits]
+//! max_body_bytes = 10485760       # compressed remote-write body (413 above)
+//! max_decoded_bytes = 67108864    # decompressed body
+//! max_active_series = 200000      # new series beyond this are refused (and counted)
+//! max_inflight_writes = 64        # concurrent write requests; beyond: 503 + Retry-After
+//! max_labels = 64
+//! max_label_name_len = 256
+//! max_label_value_len = 2048
+//!
+//! [detector]
+//! sensitivity = 0.5               # 0..1, moves is_anomaly, never the score
+//!
+//! [series]
+//! idle_timeout = "1h"             # evicted from memory after this long without samples
+//! snapshot_interval = "30s"       # model snapshots: the bound on lost model updates
+//!
+//! [retention]
+//! signals = "30d"                 # closed signals older than this are deleted
+//!
+//! [metrics]
+//! anomaly_score_min = 0.5         # series at or above this get an auspex_anomaly_score gauge
+//! anomaly_score_max_series = 1000 # at most this many (highest scores first)
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration problem, with the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Input limits.
+    pub limits: Limits,
+    /// Detector settings.
+    pub detector: DetectorCfg,
+    /// Series lifecycle.
+    pub series: SeriesCfg,
+    /// Retention.
+    pub retention: RetentionCfg,
+    /// `/metrics` settings.
+    pub metrics: MetricsCfg,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest compressed body.
+    pub max_body_bytes: usize,
+    /// Largest decompressed body.
+    pub max_decoded_bytes: usize,
+    /// Most active (in-memory) series.
+    pub max_active_series: usize,
+    /// Most concurrent write requests.
+    pub max_inflight_writes: usize,
+    /// Most labels per series.
+    pub max_labels: usize,
+    /// Longest label name.
+    pub max_label_name_len: usize,
+    /// Longest label value.
+    pub max_label_value_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 10 << 20,
+            max_decoded_bytes: 64 << 20,
+            max_active_series: 200_000,
+            max_inflight_writes: 64,
+            max_labels: 64,
+            max_label_name_len: 256,
+            max_label_value_len: 2048,
+        }
+    }
+}
+
+/// `[detector]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorCfg {
+    /// Sensitivity in [0, 1].
+    pub sensitivity: f64,
+}
+
+impl Default for DetectorCfg {
+    fn default() -> Self {
+        Self { sensitivity: 0.5 }
+    }
+}
+
+/// `[series]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeriesCfg {
+    /// Idle time before eviction.
+    #[serde(with = "dur")]
+    pub idle_timeout: Duration,
+    /// Snapshot interval.
+    #[serde(with = "dur")]
+    pub snapshot_interval: Duration,
+}
+
+impl Default for SeriesCfg {
+    fn default() -> Self {
+        Self { idle_timeout: Duration::from_secs(3600), snapshot_interval: Duration::from_secs(30) }
+    }
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionCfg {
+    /// How long closed signals are kept.
+    #[serde(with = "dur")]
+    pub signals: Duration,
+}
+
+impl Default for RetentionCfg {
+    fn default() -> Self {
+        Self { signals: Duration::from_secs(30 * 86_400) }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsCfg {
+    /// Lowest score exported as a gauge.
+    pub anomaly_score_min: f64,
+    /// Most series exported as gauges.
+    pub anomaly_score_max_series: usize,
+}
+
+impl Default for MetricsCfg {
+    fn default() -> Self {
+        Self { anomaly_score_min: 0.5, anomaly_score_max_series: 1000 }
+    }
+}
+
+/// Parses a duration like `30s`, `5m`, `1h`, `7d`, `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 =
+        num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 30s, 5m, 1h, 7d)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        "w" => n * 604_800.0,
+        _ => return Err(format!("bad duration unit in {s:?} (use ms, s, m, h, d or w)")),
+    };
+    if !secs.is_finite() || !(0.0..=1e10).contains(&secs) {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+mod dur {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| ConfigError(format!("config {}: {}", path.display(), e.0)))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.message().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str, why: &str| Err(ConfigError(format!("{what}: {why}")));
+        let l = &self.limits;
+        if l.max_body_bytes < 1024 {
+            return bad("limits.max_body_bytes", "must be at least 1024");
+        }
+        if l.max_decoded_bytes < l.max_body_bytes {
+            return bad("limits.max_decoded_bytes", "must be at least limits.max_body_bytes");
+        }
+        if l.max_active_series == 0 {
+            return bad("limits.max_active_series", "must be at least 1");
+        }
+        if l.max_inflight_writes == 0 {
+            return bad("limits.max_inflight_writes", "must be at least 1");
+        }
+        if l.max_labels == 0 || l.max_label_name_len == 0 || l.max_label_value_len == 0 {
+            return bad("limits.max_labels / max_label_*_len", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.detector.sensitivity) {
+            return bad("detector.sensitivity", "must be within [0, 1]");
+        }
+        if self.series.snapshot_interval < Duration::from_millis(100) {
+            return bad("series.snapshot_interval", "must be at least 100ms");
+        }
+        if self.series.idle_timeout < self.series.snapshot_interval {
+            return bad("series.idle_timeout", "must be at least series.snapshot_interval");
+        }
+        if !(0.0..=1.0).contains(&self.metrics.anomaly_score_min) {
+            return bad("metrics.anomaly_score_min", "must be within [0, 1]");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_parsing() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.series.snapshot_interval, Duration::from_secs(30));
+        let c = Config::parse("[series]\nsnapshot_interval = \"2s\"\nidle_timeout = \"10m\"\n[detector]\nsensitivity = 0.8").unwrap();
+        assert_eq!(c.series.idle_timeout, Duration::from_secs(600));
+        assert_eq!(c.detector.sensitivity, 0.8);
+    }
+
+    #[test]
+    fn clear_errors() {
+        let e = Config::parse("[limits]\nmax_labelz = 3").unwrap_err().0;
+        assert!(e.contains("unknown field `max_labelz`"), "{e}");
+        let e = Config::parse("[detector]\nsensitivity = 3.0").unwrap_err().0;
+        assert_eq!(e, "detector.sensitivity: must be within [0, 1]");
+        let e = Config::parse("[series]\nsnapshot_interval = \"soon\"").unwrap_err().0;
+        assert!(e.contains("bad duration"), "{e}");
+        assert!(Config::parse("[limits]\nmax_active_series = 0").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

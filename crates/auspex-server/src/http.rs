@@ -1,0 +1,254 @@
+//! HTTP routes. Standard protocols keep their standard paths; our own API is under
+//! `/auspex/v1/`.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /api/v1/write` | Prometheus remote-write 1.0 |
+//! | `GET /auspex/v1/signals?since=24h&limit=1000` | signals, newest first (Signal JSON v1) |
+//! | `GET /auspex/v1/series?limit=10000` | series with their state |
+//! | `POST /auspex/v1/admin/pause-ingest?seconds=N` | shed writes (503) for N seconds |
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /health` | 200 when serving |
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use auspex_core::Signal;
+use auspex_core::time::format_rfc3339;
+use auspex_ingest::remote_write::{self, DecodeError, Limits as DecodeLimits};
+use auspex_store::Store;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, parse_duration};
+use crate::engine::Engine;
+use crate::metrics::escape_label;
+
+/// Shared state of the routes.
+#[derive(Debug)]
+pub struct App<S> {
+    /// The engine.
+    pub engine: Engine,
+    /// The store.
+    pub store: S,
+    /// The configuration.
+    pub cfg: Config,
+    /// Write concurrency limit.
+    pub inflight: Semaphore,
+    /// Writes are shed until this Unix time, ms.
+    pub paused_until: AtomicI64,
+    /// Signals whose write failed, retried by the snapshot worker.
+    pub pending: std::sync::Mutex<Vec<Signal>>,
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The router.
+pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
+    let max_body = app.cfg.limits.max_body_bytes;
+    Router::new()
+        .route("/api/v1/write", post(write::<S>).layer(DefaultBodyLimit::max(max_body)))
+        .route("/auspex/v1/signals", get(signals::<S>))
+        .route("/auspex/v1/series", get(series::<S>))
+        .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .route("/health", get(|| async { "ok\n" }))
+        .with_state(app)
+}
+
+fn text(code: StatusCode, msg: String) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg + "\n").into_response()
+}
+
+fn shed() -> Response {
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded: write shed, retry after 1 s".to_string(),
+    );
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+async fn write<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Response {
+    let m = &app.engine.metrics;
+    if now_ms() < app.paused_until.load(Relaxed) {
+        m.writes_shed.fetch_add(1, Relaxed);
+        return shed();
+    }
+    let Ok(_permit) = app.inflight.try_acquire() else {
+        m.writes_shed.fetch_add(1, Relaxed);
+        return shed();
+    };
+    let l = &app.cfg.limits;
+    let limits = DecodeLimits {
+        max_body_bytes: l.max_body_bytes,
+        max_decoded_bytes: l.max_decoded_bytes,
+        max_labels: l.max_labels,
+        max_name_len: l.max_label_name_len,
+        max_value_len: l.max_label_value_len,
+    };
+    let decoded = match remote_write::decode(&body, &limits) {
+        Ok(d) => d,
+        Err(e @ DecodeError::TooLarge { .. }) => {
+            m.writes_too_large.fetch_add(1, Relaxed);
+            return text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+        }
+        Err(e) => {
+            m.writes_bad.fetch_add(1, Relaxed);
+            return text(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    m.samples_invalid.fetch_add(decoded.rejected_samples as u64, Relaxed);
+    let out = app.engine.ingest(decoded.series);
+    if !out.signals.is_empty() && app.store.put_signals(&out.signals).await.is_err() {
+        // Durable before visible: keep them for the worker and make the sender retry.
+        m.store_errors.fetch_add(1, Relaxed);
+        if let Ok(mut p) = app.pending.lock() {
+            p.extend(out.signals);
+        }
+        m.writes_shed.fetch_add(1, Relaxed);
+        return shed();
+    }
+    let mut problems = Vec::new();
+    if decoded.rejected > 0 {
+        problems.push(format!(
+            "{} series rejected ({} samples); first: {}",
+            decoded.rejected,
+            decoded.rejected_samples,
+            decoded.first_error.unwrap_or_default()
+        ));
+    }
+    if out.refused_series > 0 {
+        problems.push(format!(
+            "{} new series refused: limit of {} active series reached (limits.max_active_series)",
+            out.refused_series, l.max_active_series
+        ));
+    }
+    if problems.is_empty() {
+        m.writes_ok.fetch_add(1, Relaxed);
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        m.writes_bad.fetch_add(1, Relaxed);
+        text(StatusCode::BAD_REQUEST, problems.join("; "))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SignalsQuery {
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn signals<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Query(q): Query<SignalsQuery>,
+) -> Response {
+    let since = match q
+        .since
+        .as_deref()
+        .map(parse_duration)
+        .unwrap_or(Ok(std::time::Duration::from_secs(86_400)))
+    {
+        Ok(d) => d,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("bad since: {e}")),
+    };
+    let limit = q.limit.unwrap_or(1000).min(100_000);
+    let from = now_ms().saturating_sub(since.as_millis().min(i64::MAX as u128) as i64);
+    match app.store.list_signals(from, limit).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SeriesQuery {
+    limit: Option<usize>,
+}
+
+async fn series<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    Query(q): Query<SeriesQuery>,
+) -> Response {
+    let limit = q.limit.unwrap_or(10_000).min(1_000_000);
+    let mut views = app.engine.views();
+    // Idle series live only in the store.
+    if let Ok(stored) = app.store.list_series(limit).await {
+        for r in stored.into_iter().filter(|r| r.idle) {
+            if !views.iter().any(|v| v.labels == r.labels) {
+                views.push(crate::engine::SeriesView {
+                    labels: r.labels,
+                    first_seen: r.first_seen,
+                    last_seen: r.last_seen,
+                    samples: r.samples,
+                    state: "idle",
+                    last_score: r.last_score,
+                });
+            }
+        }
+    }
+    views.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then_with(|| a.labels.cmp(&b.labels)));
+    views.truncate(limit);
+    let out: Vec<serde_json::Value> = views
+        .into_iter()
+        .map(|v| {
+            serde_json::json!({
+                "labels": v.labels,
+                "first_seen": format_rfc3339(v.first_seen),
+                "last_seen": if v.last_seen == i64::MIN { serde_json::Value::Null } else { format_rfc3339(v.last_seen).into() },
+                "samples": v.samples,
+                "state": v.state,
+                "last_score": v.last_score,
+            })
+        })
+        .collect();
+    Json(out).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct PauseQuery {
+    seconds: f64,
+}
+
+async fn pause<S: Store>(State(app): State<Arc<App<S>>>, Query(q): Query<PauseQuery>) -> Response {
+    if !(0.0..=3600.0).contains(&q.seconds) {
+        return text(StatusCode::BAD_REQUEST, "seconds must be within [0, 3600]".to_string());
+    }
+    let until = now_ms() + (q.seconds * 1000.0) as i64;
+    app.paused_until.store(until, Relaxed);
+    text(StatusCode::OK, format!("ingest paused until {}", format_rfc3339(until)))
+}
+
+async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
+    let mc = &app.cfg.metrics;
+    let mut extra = String::from(
+        "# HELP auspex_anomaly_score Latest anomaly score of the most anomalous series.\n\
+         # TYPE auspex_anomaly_score gauge\n",
+    );
+    for (labels, score) in app.engine.top_scores(mc.anomaly_score_min, mc.anomaly_score_max_series)
+    {
+        let name = labels.metric_name().unwrap_or("");
+        extra.push_str("auspex_anomaly_score{series_name=\"");
+        extra.push_str(&escape_label(name));
+        extra.push('"');
+        for (k, v) in labels.iter().filter(|(k, _)| *k != "__name__") {
+            extra.push(',');
+            extra.push_str(k);
+            extra.push_str("=\"");
+            extra.push_str(&escape_label(v));
+            extra.push('"');
+        }
+        extra.push_str(&format!("}} {score}\n"));
+    }
+    let body = app.engine.metrics.render(app.engine.active(), &extra);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
