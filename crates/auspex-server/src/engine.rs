@@ -3,6 +3,7 @@
 //! models through the store.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
@@ -163,17 +164,17 @@ impl Engine {
             }
             let mut shard = lock(&self.shards[k]);
             for (id, s) in group {
-                if !shard.map.contains_key(&id) {
-                    if self.active.fetch_add(1, Relaxed) >= self.max_active {
-                        self.active.fetch_sub(1, Relaxed);
-                        out.refused_series += 1;
-                        out.refused_samples += s.samples.len() as u64;
-                        continue;
-                    }
-                    self.metrics.series_created.fetch_add(1, Relaxed);
-                    shard.map.insert(
-                        id,
-                        SeriesState {
+                let st = match shard.map.entry(id) {
+                    Entry::Occupied(o) => o.into_mut(),
+                    Entry::Vacant(slot) => {
+                        if self.active.fetch_add(1, Relaxed) >= self.max_active {
+                            self.active.fetch_sub(1, Relaxed);
+                            out.refused_series += 1;
+                            out.refused_samples += s.samples.len() as u64;
+                            continue;
+                        }
+                        self.metrics.series_created.fetch_add(1, Relaxed);
+                        slot.insert(SeriesState {
                             labels: s.labels.clone(),
                             det: Detector::new(self.det_cfg),
                             first_seen: s.samples.first().map_or(0, |p| p.0),
@@ -183,10 +184,9 @@ impl Engine {
                             dirty: true,
                             open: None,
                             touched: now,
-                        },
-                    );
-                }
-                let Some(st) = shard.map.get_mut(&id) else { continue };
+                        })
+                    }
+                };
                 st.touched = now;
                 for (ts, v) in s.samples {
                     if ts <= st.last_seen {
