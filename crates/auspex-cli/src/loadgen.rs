@@ -113,7 +113,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub fn run(a: &RemoteWriteArgs) -> CmdResult {
-    if a.series == 0 || a.concurrency == 0 || !(a.duration > 0.0) {
+    if a.series == 0 || a.concurrency == 0 || a.duration.is_nan() || a.duration <= 0.0 {
         return Err(Failure::input(anyhow!(
             "bench remote-write: --series, --concurrency and --duration must be positive"
         )));
