@@ -108,11 +108,23 @@ impl Labels {
 
     /// The stable id of the series these labels name. See [`SeriesId`].
     pub fn series_id(&self) -> SeriesId {
+        SeriesId::of_sorted(self.0.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
+    }
+}
+
+impl SeriesId {
+    /// The id of label pairs already sorted by name, without building [`Labels`] (for hot
+    /// ingest paths). Pairs with an empty value are skipped, as [`Labels`] drops them, so the
+    /// result equals `Labels::from_pairs(pairs)?.series_id()` for valid input.
+    pub fn of_sorted<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> SeriesId {
         let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-        for (k, v) in &self.0 {
-            h.update(k.as_bytes());
+        for (k, v) in pairs {
+            if v.is_empty() {
+                continue;
+            }
+            h.update(k);
             h.update(&[SEP]);
-            h.update(v.as_bytes());
+            h.update(v);
             h.update(&[SEP]);
         }
         SeriesId(h.digest())
@@ -243,6 +255,13 @@ mod tests {
         assert_eq!(a.series_id().0, xxhash_rust::xxh64::xxh64(&bytes, 0));
         assert_eq!(Labels::new().series_id().0, 0xef46db3751d8e999);
         assert_ne!(a.series_id(), Labels::from_pairs([("a", "1")]).unwrap().series_id());
+    }
+
+    #[test]
+    fn of_sorted_matches_labels() {
+        let l = Labels::from_pairs([("a", "1"), ("b", ""), ("c", "3")]).unwrap();
+        let raw: [(&[u8], &[u8]); 3] = [(b"a", b"1"), (b"b", b""), (b"c", b"3")];
+        assert_eq!(SeriesId::of_sorted(raw), l.series_id());
     }
 
     #[test]

@@ -182,6 +182,18 @@ mod dur {
 }
 
 impl Config {
+    /// The decoder's view of the limits.
+    pub fn decode_limits(&self) -> auspex_ingest::remote_write::Limits {
+        let l = &self.limits;
+        auspex_ingest::remote_write::Limits {
+            max_body_bytes: l.max_body_bytes,
+            max_decoded_bytes: l.max_decoded_bytes,
+            max_labels: l.max_labels,
+            max_name_len: l.max_label_name_len,
+            max_value_len: l.max_label_value_len,
+        }
+    }
+
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use auspex_core::{Explanation, Labels, SeriesId, Signal, SignalKind};
 use auspex_detect::{Config as DetectorConfig, Detector};
-use auspex_ingest::remote_write::{Series, is_stale_marker};
+use auspex_ingest::remote_write::{Limits as LabelLimits, Request, SeriesRef, is_stale_marker};
 use auspex_store::SeriesRecord;
 
 use crate::metrics::Metrics;
@@ -31,9 +31,29 @@ pub struct SeriesState {
     touched: Instant,
 }
 
+/// Series ids are already xxHash64 values: hash them by identity.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<SeriesId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 #[derive(Debug, Default)]
 struct Shard {
-    map: HashMap<SeriesId, SeriesState>,
+    map: IdMap<SeriesState>,
 }
 
 /// What one write did.
@@ -48,6 +68,12 @@ pub struct Outcome {
     /// Signals opened or closed by this write; they must be stored before the write is
     /// acknowledged.
     pub signals: Vec<Signal>,
+    /// New series dropped as invalid.
+    pub invalid_series: u64,
+    /// Their samples.
+    pub invalid_samples: u64,
+    /// What was wrong with the first invalid series.
+    pub first_invalid: Option<String>,
 }
 
 /// A series as listed by the API.
@@ -74,6 +100,7 @@ pub struct Engine {
     active: AtomicUsize,
     max_active: usize,
     det_cfg: DetectorConfig,
+    label_limits: LabelLimits,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -86,12 +113,13 @@ fn lock(m: &Mutex<Shard>) -> std::sync::MutexGuard<'_, Shard> {
 
 impl Engine {
     /// An empty engine.
-    pub fn new(max_active: usize, det_cfg: DetectorConfig) -> Self {
+    pub fn new(max_active: usize, det_cfg: DetectorConfig, label_limits: LabelLimits) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             active: AtomicUsize::new(0),
             max_active,
             det_cfg,
+            label_limits,
             metrics: Metrics::default(),
         }
     }
@@ -147,14 +175,16 @@ impl Engine {
         }
     }
 
-    /// Feeds a decoded request to the detectors.
-    pub fn ingest(&self, series: Vec<Series>) -> Outcome {
+    /// Feeds a decoded request to the detectors. Labels are validated only when a series is
+    /// first seen; afterwards it is found by id without allocating.
+    pub fn ingest(&self, req: &Request) -> Outcome {
         let t0 = Instant::now();
         let mut out = Outcome::default();
         // Group by shard so each shard is locked once per request.
-        let mut by_shard: Vec<Vec<(SeriesId, Series)>> = (0..SHARDS).map(|_| Vec::new()).collect();
-        for s in series {
-            let id = s.labels.series_id();
+        let mut by_shard: Vec<Vec<(SeriesId, SeriesRef<'_>)>> =
+            (0..SHARDS).map(|_| Vec::new()).collect();
+        for s in req.series() {
+            let id = s.id();
             by_shard[Self::shard_of(id)].push((id, s));
         }
         let now = Instant::now();
@@ -167,17 +197,26 @@ impl Engine {
                 let st = match shard.map.entry(id) {
                     Entry::Occupied(o) => o.into_mut(),
                     Entry::Vacant(slot) => {
+                        let labels = match s.validate(&self.label_limits) {
+                            Ok(l) => l,
+                            Err(why) => {
+                                out.invalid_series += 1;
+                                out.invalid_samples += s.samples().len() as u64;
+                                out.first_invalid.get_or_insert(why);
+                                continue;
+                            }
+                        };
                         if self.active.fetch_add(1, Relaxed) >= self.max_active {
                             self.active.fetch_sub(1, Relaxed);
                             out.refused_series += 1;
-                            out.refused_samples += s.samples.len() as u64;
+                            out.refused_samples += s.samples().len() as u64;
                             continue;
                         }
                         self.metrics.series_created.fetch_add(1, Relaxed);
                         slot.insert(SeriesState {
-                            labels: s.labels.clone(),
+                            labels,
                             det: Detector::new(self.det_cfg),
-                            first_seen: s.samples.first().map_or(0, |p| p.0),
+                            first_seen: s.samples().first().map_or(0, |p| p.0),
                             last_seen: i64::MIN,
                             samples: 0,
                             last_score: 0.0,
@@ -188,7 +227,7 @@ impl Engine {
                     }
                 };
                 st.touched = now;
-                for (ts, v) in s.samples {
+                for &(ts, v) in s.samples() {
                     if ts <= st.last_seen {
                         self.metrics.samples_out_of_order.fetch_add(1, Relaxed);
                         continue;
@@ -239,6 +278,7 @@ impl Engine {
             }
         }
         self.metrics.samples_ingested.fetch_add(out.ingested, Relaxed);
+        self.metrics.samples_invalid.fetch_add(out.invalid_samples, Relaxed);
         self.metrics.series_refused.fetch_add(out.refused_series, Relaxed);
         self.metrics.samples_series_limit.fetch_add(out.refused_samples, Relaxed);
         self.metrics.observe_latency(t0.elapsed().as_secs_f64());
@@ -249,9 +289,19 @@ impl Engine {
     /// their dirty flags. Series idle for longer than `idle` are evicted (returned with
     /// `idle = true`).
     pub fn take_dirty(&self, idle: std::time::Duration) -> Vec<SeriesRecord> {
+        (0..SHARDS).flat_map(|k| self.take_dirty_shard(k, idle)).collect()
+    }
+
+    /// Number of shards (snapshots are written shard by shard, bounding their memory).
+    pub fn shard_count(&self) -> usize {
+        SHARDS
+    }
+
+    /// [`Engine::take_dirty`] for one shard.
+    pub fn take_dirty_shard(&self, k: usize, idle: std::time::Duration) -> Vec<SeriesRecord> {
         let now = Instant::now();
         let mut out = Vec::new();
-        for shard in &self.shards {
+        if let Some(shard) = self.shards.get(k) {
             let mut shard = lock(shard);
             let mut evict = Vec::new();
             for (id, st) in shard.map.iter_mut() {
@@ -333,18 +383,25 @@ fn record(id: SeriesId, st: &SeriesState, idle: bool) -> SeriesRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use auspex_ingest::remote_write::{decode, encode};
 
-    fn series(name: &str, pts: &[(i64, f64)]) -> Series {
-        Series { labels: Labels::from_pairs([("__name__", name)]).unwrap(), samples: pts.to_vec() }
+    fn req(series: &[(&str, &[(i64, f64)])]) -> Request {
+        let enc: Vec<_> =
+            series.iter().map(|(n, pts)| (vec![("__name__", *n)], pts.to_vec())).collect();
+        decode(&encode(&enc), &LabelLimits::default()).unwrap()
+    }
+
+    fn engine(max: usize) -> Engine {
+        Engine::new(max, DetectorConfig::default(), LabelLimits::default())
     }
 
     #[test]
     fn level_shift_opens_then_closes_a_signal() {
-        let e = Engine::new(10, DetectorConfig::default());
+        let e = engine(10);
         let mut opened = Vec::new();
         for i in 0..400i64 {
             let v = if (300..320).contains(&i) { 100.0 } else { (i % 7) as f64 };
-            let o = e.ingest(vec![series("m", &[(i * 1000, v)])]);
+            let o = e.ingest(&req(&[("m", &[(i * 1000, v)])]));
             opened.extend(o.signals);
         }
         assert!(!opened.is_empty());
@@ -355,15 +412,15 @@ mod tests {
 
     #[test]
     fn limit_out_of_order_stale_and_duplicates() {
-        let e = Engine::new(2, DetectorConfig::default());
-        let o = e.ingest(vec![series("a", &[(1, 1.0), (2, 2.0)]), series("b", &[(1, 1.0)])]);
+        let e = engine(2);
+        let o = e.ingest(&req(&[("a", &[(1, 1.0), (2, 2.0)]), ("b", &[(1, 1.0)])]));
         assert_eq!((o.ingested, o.refused_series), (3, 0));
         // Within one request, the duplicate series `a` is processed in order.
-        let o = e.ingest(vec![
-            series("c", &[(1, 1.0)]),
-            series("a", &[(2, 5.0), (3, f64::from_bits(0x7ff0_0000_0000_0002)), (4, 1.0)]),
-            series("a", &[(5, 1.0)]),
-        ]);
+        let o = e.ingest(&req(&[
+            ("c", &[(1, 1.0)]),
+            ("a", &[(2, 5.0), (3, f64::from_bits(0x7ff0_0000_0000_0002)), (4, 1.0)]),
+            ("a", &[(5, 1.0)]),
+        ]));
         assert_eq!(o.refused_series, 1);
         assert_eq!(o.refused_samples, 1);
         assert_eq!(o.ingested, 2, "a:4 and a:5");
@@ -374,14 +431,14 @@ mod tests {
 
     #[test]
     fn snapshots_restore_and_eviction() {
-        let e = Engine::new(10, DetectorConfig::default());
+        let e = engine(10);
         for i in 0..100 {
-            e.ingest(vec![series("a", &[(i, i as f64)])]);
+            e.ingest(&req(&[("a", &[(i, i as f64)])]));
         }
         let recs = e.take_dirty(std::time::Duration::from_secs(3600));
         assert_eq!(recs.len(), 1);
         assert!(e.take_dirty(std::time::Duration::from_secs(3600)).is_empty(), "clean now");
-        let e2 = Engine::new(10, DetectorConfig::default());
+        let e2 = engine(10);
         assert_eq!(e2.restore(recs), 1);
         assert_eq!(e2.views()[0].samples, 100);
         let evicted = e2.take_dirty(std::time::Duration::ZERO);

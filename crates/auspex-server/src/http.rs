@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use auspex_core::Signal;
 use auspex_core::time::format_rfc3339;
-use auspex_ingest::remote_write::{self, DecodeError, Limits as DecodeLimits};
+use auspex_ingest::remote_write::{self, DecodeError};
 use auspex_store::Store;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -90,14 +90,7 @@ async fn write<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Respons
         return shed();
     };
     let l = &app.cfg.limits;
-    let limits = DecodeLimits {
-        max_body_bytes: l.max_body_bytes,
-        max_decoded_bytes: l.max_decoded_bytes,
-        max_labels: l.max_labels,
-        max_name_len: l.max_label_name_len,
-        max_value_len: l.max_label_value_len,
-    };
-    let decoded = match remote_write::decode(&body, &limits) {
+    let decoded = match remote_write::decode(&body, &app.cfg.decode_limits()) {
         Ok(d) => d,
         Err(e @ DecodeError::TooLarge { .. }) => {
             m.writes_too_large.fetch_add(1, Relaxed);
@@ -108,8 +101,7 @@ async fn write<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Respons
             return text(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
-    m.samples_invalid.fetch_add(decoded.rejected_samples as u64, Relaxed);
-    let out = app.engine.ingest(decoded.series);
+    let out = app.engine.ingest(&decoded);
     if !out.signals.is_empty() && app.store.put_signals(&out.signals).await.is_err() {
         // Durable before visible: keep them for the worker and make the sender retry.
         m.store_errors.fetch_add(1, Relaxed);
@@ -120,12 +112,12 @@ async fn write<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Respons
         return shed();
     }
     let mut problems = Vec::new();
-    if decoded.rejected > 0 {
+    if out.invalid_series > 0 {
         problems.push(format!(
             "{} series rejected ({} samples); first: {}",
-            decoded.rejected,
-            decoded.rejected_samples,
-            decoded.first_error.unwrap_or_default()
+            out.invalid_series,
+            out.invalid_samples,
+            out.first_invalid.unwrap_or_default()
         ));
     }
     if out.refused_series > 0 {

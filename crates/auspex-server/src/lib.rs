@@ -71,7 +71,7 @@ pub async fn serve_with<S: Store>(
 ) -> Result<(), ServeError> {
     let det_cfg =
         DetectorConfig { sensitivity: cfg.detector.sensitivity, ..DetectorConfig::default() };
-    let engine = Engine::new(cfg.limits.max_active_series, det_cfg);
+    let engine = Engine::new(cfg.limits.max_active_series, det_cfg, cfg.decode_limits());
     let records = store
         .load_series()
         .await
@@ -142,11 +142,14 @@ pub async fn snapshot_once<S: Store>(app: &App<S>) {
             p.extend(pending);
         }
     }
-    let dirty = app.engine.take_dirty(app.cfg.series.idle_timeout);
-    if !dirty.is_empty() {
+    // Shard by shard, so a snapshot never holds more than one shard's states in memory.
+    for k in 0..app.engine.shard_count() {
+        let dirty = app.engine.take_dirty_shard(k, app.cfg.series.idle_timeout);
+        if dirty.is_empty() {
+            continue;
+        }
         match app.store.put_series(&dirty).await {
             Ok(()) => {
-                m.snapshots.fetch_add(1, Relaxed);
                 m.snapshot_series.fetch_add(dirty.len() as u64, Relaxed);
             }
             Err(_) => {
@@ -156,6 +159,7 @@ pub async fn snapshot_once<S: Store>(app: &App<S>) {
             }
         }
     }
+    m.snapshots.fetch_add(1, Relaxed);
     let keep = app.cfg.retention.signals.as_millis().min(i64::MAX as u128) as i64;
     let _ = app.store.delete_signals_before(http::now_ms().saturating_sub(keep)).await;
 }
