@@ -63,7 +63,17 @@ pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
         .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))
         .route("/metrics", get(metrics::<S>))
         .route("/health", get(|| async { "ok\n" }))
-        .with_state(app)
+        .with_state(app.clone())
+        .layer(axum::middleware::map_response_with_state(app, count_too_large::<S>))
+}
+
+/// Bodies over the limit are refused by the body-limit layer before the handler runs; count
+/// them here.
+async fn count_too_large<S: Store>(State(app): State<Arc<App<S>>>, r: Response) -> Response {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        app.engine.metrics.writes_too_large.fetch_add(1, Relaxed);
+    }
+    r
 }
 
 fn text(code: StatusCode, msg: String) -> Response {
@@ -101,6 +111,7 @@ async fn write<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Respons
             return text(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
+    m.samples_received.fetch_add(decoded.sample_count() as u64, Relaxed);
     let out = app.engine.ingest(&decoded);
     if !out.signals.is_empty() && app.store.put_signals(&out.signals).await.is_err() {
         // Durable before visible: keep them for the worker and make the sender retry.

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub writes_shed: AtomicU64,
     /// Samples ingested into detectors.
     pub samples_ingested: AtomicU64,
+    /// Samples in every write that was processed (not shed): ingested or dropped.
+    pub samples_received: AtomicU64,
     /// Samples dropped with invalid series.
     pub samples_invalid: AtomicU64,
     /// Samples dropped as out of order or duplicate timestamps.
@@ -80,6 +82,12 @@ impl Metrics {
                 v.load(Relaxed)
             );
         }
+        c(
+            &mut s,
+            "auspex_samples_received_total",
+            "Samples in writes that were processed (not shed).",
+            self.samples_received.load(Relaxed),
+        );
         c(
             &mut s,
             "auspex_samples_ingested_total",

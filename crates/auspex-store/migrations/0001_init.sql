@@ -6,9 +6,13 @@ CREATE TABLE signals (
     start_ms    INTEGER NOT NULL,
     end_ms      INTEGER,
     score       REAL NOT NULL,
-    json        TEXT NOT NULL
+    json        TEXT NOT NULL,
+    -- Wall-clock time of the last write: retention counts from here, not from data time,
+    -- so backfilled data is kept as long as fresh data.
+    written_ms  INTEGER NOT NULL
 );
 CREATE INDEX signals_start ON signals (start_ms);
+CREATE INDEX signals_written ON signals (written_ms);
 CREATE INDEX signals_fingerprint ON signals (fingerprint, start_ms);
 
 -- Series known to the server, with the detector snapshot of each.

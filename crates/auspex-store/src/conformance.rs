@@ -73,9 +73,15 @@ pub async fn signals_update_by_id<S: Store>(s: S) {
     assert_eq!(got[0].end, Some(3_000));
     assert_eq!(got[0].score, 0.9, "the higher score wins");
     assert!(s.list_signals(5_000, 10).await.unwrap().is_empty());
-    assert_eq!(s.delete_signals_before(2_000).await.unwrap(), 0);
-    assert_eq!(s.delete_signals_before(4_000).await.unwrap(), 1);
-    assert!(s.list_signals(0, 10).await.unwrap().is_empty());
+    // Retention counts from when a signal was written (wall clock), not from its data time.
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+            as i64;
+    assert_eq!(s.delete_signals_before(now - 60_000).await.unwrap(), 0, "written just now");
+    let open = signal("open", 2_000, 0.5);
+    s.put_signals(std::slice::from_ref(&open)).await.unwrap();
+    assert_eq!(s.delete_signals_before(now + 60_000).await.unwrap(), 1, "only the closed one");
+    assert_eq!(s.list_signals(0, 10).await.unwrap(), vec![open]);
 }
 
 /// Series records round-trip with state; a missing state keeps the stored one.

@@ -83,7 +83,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<SeriesRecord>, StoreError>> + Send;
 
-    /// Deletes closed signals that ended before `before`; returns how many.
+    /// Deletes closed signals last written (wall clock) before `before`; returns how many.
     fn delete_signals_before(
         &self,
         before: TimestampMs,

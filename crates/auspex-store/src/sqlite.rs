@@ -22,6 +22,13 @@ fn db(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 fn hex(x: u64) -> String {
     format!("{x:016x}")
 }
@@ -64,12 +71,13 @@ impl Store for SqliteStore {
         for s in signals {
             let json = serde_json::to_string(s).map_err(db)?;
             sqlx::query(
-                "INSERT INTO signals (id, fingerprint, kind, start_ms, end_ms, score, json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO signals (id, fingerprint, kind, start_ms, end_ms, score, json, written_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(id) DO UPDATE SET
                    end_ms = COALESCE(excluded.end_ms, signals.end_ms),
                    score = MAX(signals.score, excluded.score),
-                   json = excluded.json",
+                   json = excluded.json,
+                   written_ms = excluded.written_ms",
             )
             .bind(hex(s.id.0))
             .bind(hex(s.fingerprint.0))
@@ -78,6 +86,7 @@ impl Store for SqliteStore {
             .bind(s.end)
             .bind(s.score)
             .bind(json)
+            .bind(wall_ms())
             .execute(&mut *tx)
             .await
             .map_err(db)?;
@@ -166,7 +175,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_signals_before(&self, before: TimestampMs) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM signals WHERE end_ms IS NOT NULL AND end_ms < ?1")
+        let r = sqlx::query("DELETE FROM signals WHERE end_ms IS NOT NULL AND written_ms < ?1")
             .bind(before)
             .execute(&self.pool)
             .await

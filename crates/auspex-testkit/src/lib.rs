@@ -91,6 +91,12 @@ impl Peer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Kills the process at once (SIGKILL on Unix), as a crash would, and waits for it.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits until a TCP connection to `addr` succeeds. Panics (with the log) on timeout or if
     /// the peer exits first.
     pub fn wait_tcp(&mut self, addr: SocketAddr, timeout: Duration) {
