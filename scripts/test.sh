@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (Debian, root, Rust present):
-#   1. installs the real peers the tests talk to (Debian packages, a Python venv);
+#   1. installs the real peers the tests talk to (Debian packages) and cargo-fuzz;
 #   2. checks formatting and lints;
-#   3. runs every test. A test whose peer is missing fails; nothing is skipped.
+#   3. runs every test (a test whose peer is missing fails; nothing is skipped);
+#   4. builds every fuzz target and runs each for a bounded number of runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# Peers used by the tests today. Later capabilities add theirs here.
+# Peers used by the tests. Later capabilities add theirs here.
 command -v python3 >/dev/null || need_apt+=(python3)
-command -v curl >/dev/null || need_apt+=(curl)
+command -v prometheus >/dev/null || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then
   echo "==> installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need_apt[@]}"
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "==> installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --quiet
 fi
 
 echo "==> cargo fmt --check"
@@ -23,4 +28,8 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> fuzz targets (bounded runs)"
+for t in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz "$t" -- -runs="${FUZZ_RUNS:-20000}" -max_len=4096 2>&1 | tail -1
+done
 echo "==> all tests passed"
