@@ -113,6 +113,33 @@ fn crash_and_restart_keeps_signals_and_models() {
     for id in &ids {
         assert!(after_ids.contains(&id.as_str()), "signal {id} lost across kill -9: {after}");
     }
+    // The client commands see the same, with --server and --json.
+    let url = format!("http://{}", server.addr);
+    let out = Command::new(bin())
+        .args(["signals", "list", "--server", &url, "--json", "--since", "100000d"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed, after, "signals list --json prints the API's Signal JSON");
+    let out = Command::new(bin())
+        .args(["series", "list", "--json"])
+        .env("AUSPEX_SERVER", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let series: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &series.as_array().unwrap()[0];
+    assert_eq!(s["labels"]["__name__"], "crash_test");
+    assert_eq!(s["samples"].as_u64(), Some(n as u64));
+    assert_eq!(s["state"], "active");
+    assert!(s["first_seen"].as_str().unwrap().ends_with('Z'));
+    let out = Command::new(bin())
+        .args(["signals", "list", "--server", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach http://127.0.0.1:9"));
     // Reference: a detector that never restarted.
     let mut reference = Detector::default();
     let mut last = 0.0;
@@ -200,7 +227,10 @@ fn bad_input_is_refused_with_a_message() {
 #[test]
 fn series_limit_refuses_and_counts() {
     let data = temp_dir("limit");
-    let server = start_server(&data, "[limits]\nmax_active_series = 2\n");
+    let server = start_server(
+        &data,
+        "[limits]\nmax_active_series = 2\n[metrics]\nanomaly_score_min = 0.0\nanomaly_score_max_series = 1\n",
+    );
     let a = server.addr;
     let body = encode(&[
         (vec![("__name__", "s1")], vec![(1000, 1.0)]),
@@ -218,6 +248,21 @@ fn series_limit_refuses_and_counts() {
     assert_eq!(metric(&text, "auspex_series_refused_total"), 1.0);
     assert_eq!(metric(&text, "auspex_active_series"), 2.0);
     assert_eq!(metric(&text, "auspex_samples_ingested_total"), 3.0);
+    // The anomaly-score gauge is bounded by metrics.anomaly_score_max_series.
+    let mut t = 3000;
+    for i in 0..100 {
+        t += 1000;
+        let v = if i == 99 { 500.0 } else { (i % 5) as f64 };
+        let body = encode(&[
+            (vec![("__name__", "s1")], vec![(t, v)]),
+            (vec![("__name__", "s2")], vec![(t, v * 2.0)]),
+        ]);
+        assert_eq!(write(a, &body).0, 204);
+    }
+    let (_, text) = http_get(a, "/metrics").unwrap();
+    let gauges: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("auspex_anomaly_score{")).collect();
+    assert_eq!(gauges.len(), 1, "both series spiked; one gauge allowed: {gauges:?}");
 }
 
 struct Scraped {
