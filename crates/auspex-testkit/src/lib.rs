@@ -47,10 +47,29 @@ fn is_executable(p: &Path) -> bool {
     p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released; the peer binds it next).
+/// A free TCP port on 127.0.0.1 (checked by binding it, then released; the peer binds it next).
+///
+/// Ports come from 20000..32000, below Linux's ephemeral range (32768+), so outgoing
+/// connections of other tests cannot take them in the meantime, and each port is handed out
+/// once per process (tests run in parallel threads).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LO: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (LO + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("error: no free TCP port on 127.0.0.1 in {LO}..{} (too many tests running?)", LO + SPAN)
 }
 
 /// A running peer process. Dropping it kills the process.
@@ -195,10 +214,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn free_ports_are_bindable() {
-        let p = free_port();
-        assert!(p > 0);
-        TcpListener::bind((Ipv4Addr::LOCALHOST, p)).expect("port should be free");
+    fn free_ports_are_distinct_and_bindable() {
+        let (a, b) = (free_port(), free_port());
+        assert_ne!(a, b, "each port is handed out once");
+        assert!((20_000..32_000).contains(&a));
+        TcpListener::bind((Ipv4Addr::LOCALHOST, a)).expect("port should be free");
     }
 
     #[test]
