@@ -115,18 +115,18 @@ fn crash_and_restart_keeps_signals_and_models() {
     }
     // The client commands see the same, with --server and --json.
     let url = format!("http://{}", server.addr);
-    let out = Command::new(bin())
-        .args(["signals", "list", "--server", &url, "--json", "--since", "100000d"])
-        .output()
-        .unwrap();
+    let out = auspex_testkit::output(
+        Command::new(bin())
+            .args(["signals", "list", "--server", &url, "--json", "--since", "100000d"]),
+    )
+    .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(listed, after, "signals list --json prints the API's Signal JSON");
-    let out = Command::new(bin())
-        .args(["series", "list", "--json"])
-        .env("AUSPEX_SERVER", &url)
-        .output()
-        .unwrap();
+    let out = auspex_testkit::output(
+        Command::new(bin()).args(["series", "list", "--json"]).env("AUSPEX_SERVER", &url),
+    )
+    .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let series: Value = serde_json::from_slice(&out.stdout).unwrap();
     let s = &series.as_array().unwrap()[0];
@@ -134,10 +134,13 @@ fn crash_and_restart_keeps_signals_and_models() {
     assert_eq!(s["samples"].as_u64(), Some(n as u64));
     assert_eq!(s["state"], "active");
     assert!(s["first_seen"].as_str().unwrap().ends_with('Z'));
-    let out = Command::new(bin())
-        .args(["signals", "list", "--server", "http://127.0.0.1:9"])
-        .output()
-        .unwrap();
+    let out = auspex_testkit::output(Command::new(bin()).args([
+        "signals",
+        "list",
+        "--server",
+        "http://127.0.0.1:9",
+    ]))
+    .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach http://127.0.0.1:9"));
     // Reference: a detector that never restarted.

@@ -47,6 +47,9 @@ fn is_executable(p: &Path) -> bool {
     p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
+/// Held while a probe socket is open and while a child process is forked.
+static FORK_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A free TCP port on 127.0.0.1 (checked by binding it, then released; the peer binds it next).
 ///
 /// Ports come from 20000..32000, below Linux's ephemeral range (32768+), so outgoing
@@ -65,11 +68,27 @@ pub fn free_port() -> u16 {
     );
     for _ in 0..SPAN {
         let port = (LO + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+        // No fork may happen while the probe socket is open: a child would hold it until its
+        // exec, and the port would look taken to whoever binds it next.
+        let _guard = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, port));
+        if probe.is_ok() {
+            drop(probe);
             return port;
         }
     }
     panic!("error: no free TCP port on 127.0.0.1 in {LO}..{} (too many tests running?)", LO + SPAN)
+}
+
+/// Runs a command to completion, capturing its output. Use this instead of
+/// `Command::output` in tests that also use [`free_port`]: the fork happens under the same lock.
+pub fn output(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = {
+        let _guard = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        cmd.spawn()
+    }?;
+    child.wait_with_output()
 }
 
 /// A running peer process. Dropping it kills the process.
@@ -89,9 +108,11 @@ impl Peer {
         let f = std::fs::File::create(&log).expect("create peer log");
         let f2 = f.try_clone().expect("clone log handle");
         cmd.stdout(Stdio::from(f)).stderr(Stdio::from(f2)).stdin(Stdio::null());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("error: cannot start peer {name}: {e} ({cmd:?})"));
+        let child = {
+            let _guard = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            cmd.spawn()
+        }
+        .unwrap_or_else(|e| panic!("error: cannot start peer {name}: {e} ({cmd:?})"));
         Peer { name: name.to_string(), child, log, dir }
     }
 
