@@ -30,6 +30,47 @@ enum Command {
     /// Series known to a server.
     #[command(subcommand)]
     Series(SeriesCommand),
+    /// Log templates: mine files offline.
+    #[command(subcommand)]
+    Logs(LogsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Mine templates and write `LineId,EventId,EventTemplate`, one row per physical line.
+    Parse(LogsParseArgs),
+    /// List the templates with their counts, an example and the parameters.
+    Templates(LogsTemplatesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsParseArgs {
+    /// Input log file (`-` for stdin).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Header format in logparser's log_format syntax (e.g. "<Date> <Time> <Level>: <Content>"),
+    /// or `raw`, `json`, `logfmt`.
+    #[arg(long, default_value = "raw")]
+    pub log_format: String,
+    /// Threads for header splitting (mining is sequential; the output does not change).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Output CSV (`-` for stdout).
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsTemplatesArgs {
+    /// Input log file (`-` for stdin).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Header format, or `raw`, `json`, `logfmt`.
+    #[arg(long, default_value = "raw")]
+    pub log_format: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where to find the server: `--server`, then `$AUSPEX_SERVER`, then the default address.
@@ -144,9 +185,28 @@ enum BenchCommand {
     /// Measure detector throughput (points/s, one thread) and heap bytes per series on a
     /// seasonal synthetic series, with the configuration `bench nab` scores.
     Detect(BenchDetectArgs),
+    /// Parse every system of a Loghub-shaped folder and score GA, PA, FGA, FTA like
+    /// loghub_eval.py.
+    Loghub(LoghubArgs),
     /// Load a remote-write receiver (Auspex or any other) and measure accepted samples/s,
     /// latency and the target's peak RSS.
     RemoteWrite(RemoteWriteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoghubArgs {
+    /// Folder with `<System>/<System>_2k.log` and the structured truth files.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// formats.json (default DATA/formats.json).
+    #[arg(long)]
+    pub formats: Option<PathBuf>,
+    /// Where to write `<System>.csv` predictions.
+    #[arg(long, default_value = "./loghub-pred")]
+    pub out: PathBuf,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +303,9 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Detect(a)) => crate::bench::detect(&a),
         Command::Bench(BenchCommand::RemoteWrite(a)) => crate::loadgen::run(&a),
         Command::Serve(a) => crate::serve::run(&a),
+        Command::Logs(LogsCommand::Parse(a)) => crate::logs::parse(&a),
+        Command::Logs(LogsCommand::Templates(a)) => crate::logs::templates(&a),
+        Command::Bench(BenchCommand::Loghub(a)) => crate::logs::bench_loghub(&a),
         Command::Signals(SignalsCommand::List(a)) => crate::client::signals(&a),
         Command::Series(SeriesCommand::List(a)) => crate::client::series(&a),
     };

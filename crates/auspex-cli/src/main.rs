@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod detect;
 mod loadgen;
+mod logs;
 mod serve;
 
 #[global_allocator]

@@ -1,0 +1,486 @@
+//! An online, deterministic template miner of the Drain family.
+//!
+//! 1. **Mask.** Generic rules turn URLs, UUIDs, IPv4 addresses (with port), MACs, hex numbers
+//!    and paths into variables; users can add their own rules.
+//! 2. **Tokenise.** Whitespace separates tokens, and the punctuation `= , : ; ( ) [ ] { } " '`
+//!    is split off as tokens of its own (remembering where spaces were), so `uid=10037,` is
+//!    `uid`, `=`, `10037`, `,`. A word containing a digit is a variable.
+//! 3. **Cluster.** Messages are bucketed by token count and first constant token; within a
+//!    bucket a message joins the most similar template if at least `sim_threshold` of the
+//!    template's constant tokens match, and differing positions become `<*>`.
+//!
+//! The number of templates is bounded (`max_templates`, least recently used evicted), and the
+//! state round-trips through [`Miner::snapshot`] / [`Miner::restore`].
+
+use std::collections::HashMap;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Miner settings. One configuration serves every log source.
+#[derive(Debug, Clone)]
+pub struct MinerConfig {
+    /// Share of a template's constant tokens a message must match to join it.
+    pub sim_threshold: f64,
+    /// Most templates kept (least recently used evicted).
+    pub max_templates: usize,
+    /// The variable placeholder in templates.
+    pub placeholder: String,
+    /// Extra masking rules, applied before the built-in ones.
+    pub extra_masks: Vec<Regex>,
+    /// Messages longer than this (bytes) are truncated before mining.
+    pub max_message_bytes: usize,
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        Self {
+            sim_threshold: 0.5,
+            max_templates: 10_000,
+            placeholder: "<*>".to_string(),
+            extra_masks: Vec::new(),
+            max_message_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// The built-in masking rules, most specific first.
+pub const BUILTIN_MASKS: [&str; 7] = [
+    r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s<>]+",
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+    r"/?\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b",
+    r"\b[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}\b",
+    r"\b0[xX][0-9a-fA-F]+\b",
+    r"(?:/[\w.\-$@]+){2,}/?",
+    r"\b\d+(?:\.\d+)?(?:ms|us|ns|s|KB|MB|GB|kB|KiB|MiB|GiB|B)\b",
+];
+
+const DELIMS: &[char] = &['=', ',', ':', ';', '(', ')', '[', ']', '{', '}', '"', '\''];
+
+/// One token of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tok<'a> {
+    text: &'a str,
+    var: bool,
+    space_before: bool,
+}
+
+/// A template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    /// Stable id within this miner (`E1`, `E2`, ... when printed).
+    pub id: u32,
+    /// Tokens; `None` is a variable.
+    pub tokens: Vec<Option<String>>,
+    /// Whether a space precedes each token.
+    pub spaces: Vec<bool>,
+    /// Messages matched.
+    pub count: u64,
+    /// The first message that created it (truncated).
+    pub example: String,
+    /// Logical time of the last match (for LRU).
+    pub last_used: u64,
+}
+
+impl Template {
+    /// The template text with `placeholder` for variables.
+    pub fn text(&self, placeholder: &str) -> String {
+        let mut s = String::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            if i > 0 && self.spaces[i] {
+                s.push(' ');
+            }
+            s.push_str(t.as_deref().unwrap_or(placeholder));
+        }
+        s
+    }
+
+    fn constants(&self) -> usize {
+        self.tokens.iter().filter(|t| t.is_some()).count()
+    }
+}
+
+/// What mining one message gave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// The template id.
+    pub id: u32,
+    /// The template text after this message was added.
+    pub template: String,
+    /// The message's values at the template's variable positions.
+    pub params: Vec<String>,
+    /// True when this message created the template.
+    pub new: bool,
+}
+
+/// Serialised miner state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MinerState {
+    /// Format version.
+    pub v: u32,
+    /// Templates.
+    pub templates: Vec<Template>,
+    /// Next id.
+    pub next_id: u32,
+    /// Logical clock.
+    pub tick: u64,
+}
+
+/// The miner.
+#[derive(Debug, Clone)]
+pub struct Miner {
+    cfg: MinerConfig,
+    masks: Vec<Regex>,
+    templates: HashMap<u32, Template>,
+    buckets: HashMap<(usize, String), Vec<u32>>,
+    next_id: u32,
+    tick: u64,
+}
+
+/// A snapshot that could not be restored.
+#[derive(Debug, thiserror::Error)]
+#[error("bad miner snapshot: {0}")]
+pub struct RestoreError(String);
+
+impl Miner {
+    /// A fresh miner.
+    pub fn new(cfg: MinerConfig) -> Self {
+        let mut masks = cfg.extra_masks.clone();
+        for m in BUILTIN_MASKS {
+            if let Ok(re) = Regex::new(m) {
+                masks.push(re);
+            }
+        }
+        Self { cfg, masks, templates: HashMap::new(), buckets: HashMap::new(), next_id: 1, tick: 0 }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MinerConfig {
+        &self.cfg
+    }
+
+    /// Templates, by id.
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut v: Vec<&Template> = self.templates.values().collect();
+        v.sort_by_key(|t| t.id);
+        v
+    }
+
+    /// A template by id.
+    pub fn template(&self, id: u32) -> Option<&Template> {
+        self.templates.get(&id)
+    }
+
+    fn tokenize<'a>(&self, msg: &'a str) -> Vec<Tok<'a>> {
+        // Mask spans (non-overlapping, leftmost first).
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for re in &self.masks {
+            for m in re.find_iter(msg) {
+                if m.start() < m.end() && !spans.iter().any(|&(s, e)| m.start() < e && s < m.end())
+                {
+                    spans.push((m.start(), m.end()));
+                }
+            }
+        }
+        spans.sort_unstable();
+        let mut toks = Vec::new();
+        let mut i = 0;
+        let mut space = false;
+        let mut si = 0;
+        let b = msg.as_bytes();
+        while i < msg.len() {
+            if si < spans.len() && spans[si].0 == i {
+                let (s, e) = spans[si];
+                toks.push(Tok { text: &msg[s..e], var: true, space_before: space });
+                space = false;
+                i = e;
+                si += 1;
+                continue;
+            }
+            let c = msg[i..].chars().next().unwrap_or(' ');
+            if c.is_whitespace() {
+                space = true;
+                i += c.len_utf8();
+                continue;
+            }
+            if DELIMS.contains(&c) {
+                toks.push(Tok { text: &msg[i..i + 1], var: false, space_before: space });
+                space = false;
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let stop = if si < spans.len() { spans[si].0 } else { msg.len() };
+            while i < stop {
+                let c = msg[i..].chars().next().unwrap_or(' ');
+                if c.is_whitespace() || DELIMS.contains(&c) {
+                    break;
+                }
+                i += c.len_utf8();
+            }
+            let text = &msg[start..i];
+            let var = text.bytes().any(|c| c.is_ascii_digit());
+            toks.push(Tok { text, var, space_before: space });
+            space = false;
+            let _ = b;
+        }
+        toks
+    }
+
+    /// Mines one message: finds or creates its template.
+    pub fn add(&mut self, message: &str) -> Match {
+        let msg = truncate(message, self.cfg.max_message_bytes);
+        self.tick += 1;
+        let toks = self.tokenize(msg);
+        let first = toks.iter().find(|t| !t.var).map_or("", |t| t.text);
+        let key = (
+            toks.len(),
+            if toks.first().is_some_and(|t| t.var) { String::new() } else { first.to_string() },
+        );
+        // Best template in the bucket.
+        let mut best: Option<(u32, f64, usize)> = None;
+        if let Some(ids) = self.buckets.get(&key) {
+            for &id in ids {
+                let Some(t) = self.templates.get(&id) else { continue };
+                let (sim, consts) = similarity(t, &toks);
+                let better = match best {
+                    None => true,
+                    Some((_, s, c)) => sim > s || (sim == s && consts > c),
+                };
+                if better {
+                    best = Some((id, sim, consts));
+                }
+            }
+        }
+        let (id, new) = match best {
+            Some((id, sim, _)) if sim >= self.cfg.sim_threshold => {
+                if let Some(t) = self.templates.get_mut(&id) {
+                    for (slot, tok) in t.tokens.iter_mut().zip(&toks) {
+                        if slot.as_deref().is_some_and(|s| tok.var || s != tok.text) {
+                            *slot = None;
+                        }
+                    }
+                    t.count += 1;
+                    t.last_used = self.tick;
+                }
+                (id, false)
+            }
+            _ => {
+                let id = self.next_id;
+                self.next_id = self.next_id.wrapping_add(1).max(1);
+                let t = Template {
+                    id,
+                    tokens: toks.iter().map(|t| (!t.var).then(|| t.text.to_string())).collect(),
+                    spaces: toks.iter().map(|t| t.space_before).collect(),
+                    count: 1,
+                    example: truncate(msg, 512).to_string(),
+                    last_used: self.tick,
+                };
+                self.templates.insert(id, t);
+                self.buckets.entry(key).or_default().push(id);
+                self.evict();
+                (id, true)
+            }
+        };
+        let t = &self.templates[&id];
+        let params = t
+            .tokens
+            .iter()
+            .zip(&toks)
+            .filter(|(slot, _)| slot.is_none())
+            .map(|(_, tok)| tok.text.to_string())
+            .collect();
+        Match { id, template: t.text(&self.cfg.placeholder), params, new }
+    }
+
+    fn evict(&mut self) {
+        while self.templates.len() > self.cfg.max_templates {
+            let Some(&victim) =
+                self.templates.values().min_by_key(|t| (t.last_used, t.id)).map(|t| &t.id)
+            else {
+                return;
+            };
+            self.templates.remove(&victim);
+            for ids in self.buckets.values_mut() {
+                ids.retain(|&i| i != victim);
+            }
+        }
+    }
+
+    /// The state as a serialisable value.
+    pub fn snapshot(&self) -> MinerState {
+        MinerState {
+            v: 1,
+            templates: self.templates().into_iter().cloned().collect(),
+            next_id: self.next_id,
+            tick: self.tick,
+        }
+    }
+
+    /// Rebuilds a miner from a snapshot with configuration `cfg`.
+    pub fn restore(cfg: MinerConfig, state: MinerState) -> Result<Self, RestoreError> {
+        if state.v != 1 {
+            return Err(RestoreError(format!("unsupported version {}", state.v)));
+        }
+        let mut m = Miner::new(cfg);
+        m.next_id = state.next_id;
+        m.tick = state.tick;
+        for t in state.templates {
+            if t.tokens.len() != t.spaces.len() {
+                return Err(RestoreError(format!("template {} is inconsistent", t.id)));
+            }
+            let first = t.tokens.iter().flatten().next().cloned().unwrap_or_default();
+            let key = (
+                t.tokens.len(),
+                if t.tokens.first().is_some_and(Option::is_none) { String::new() } else { first },
+            );
+            m.buckets.entry(key).or_default().push(t.id);
+            m.templates.insert(t.id, t);
+        }
+        for ids in m.buckets.values_mut() {
+            ids.sort_unstable();
+        }
+        Ok(m)
+    }
+}
+
+/// Similarity of a message to a template: matching constant tokens over constant tokens
+/// (a template of variables only matches anything of its length).
+fn similarity(t: &Template, toks: &[Tok<'_>]) -> (f64, usize) {
+    let consts = t.constants();
+    if consts == 0 {
+        return (1.0, 0);
+    }
+    let same = t
+        .tokens
+        .iter()
+        .zip(toks)
+        .filter(|(slot, tok)| slot.as_deref().is_some_and(|s| !tok.var && s == tok.text))
+        .count();
+    (same as f64 / consts as f64, consts)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mine(lines: &[&str]) -> (Miner, Vec<Match>) {
+        let mut m = Miner::new(MinerConfig::default());
+        let v = lines.iter().map(|l| m.add(l)).collect();
+        (m, v)
+    }
+
+    #[test]
+    fn known_lines_get_known_templates() {
+        let (_, v) = mine(&[
+            "PacketResponder 1 for block blk_38865049064139660 terminating",
+            "PacketResponder 2 for block blk_-6952295868487656571 terminating",
+            "Received block blk_3587508140051953248 of size 67108864 from /10.251.42.84",
+            "Received block blk_5402003568334525940 of size 67108864 from /10.251.214.112",
+        ]);
+        assert_eq!(v[1].template, "PacketResponder <*> for block <*> terminating");
+        assert_eq!(v[1].params, vec!["2", "blk_-6952295868487656571"]);
+        assert_eq!(v[0].id, v[1].id);
+        assert_eq!(v[3].template, "Received block <*> of size <*> from <*>");
+        assert_ne!(v[2].id, v[0].id);
+    }
+
+    #[test]
+    fn masks_and_punctuation() {
+        let (_, v) = mine(&[
+            "acquire lock=233570404, flags=0x1, tag=\"View Lock\", name=com.android.systemui, uid=10037",
+            "connect to http://example.com/a?b=1 from 10.0.0.1:8080 id 0b85eee0-1234-5678-9abc-def012345678",
+        ]);
+        assert_eq!(
+            v[0].template,
+            "acquire lock=<*>, flags=<*>, tag=\"View Lock\", name=com.android.systemui, uid=<*>"
+        );
+        assert_eq!(v[1].template, "connect to <*> from <*> id <*>");
+        assert_eq!(
+            v[1].params,
+            vec![
+                "http://example.com/a?b=1",
+                "10.0.0.1:8080",
+                "0b85eee0-1234-5678-9abc-def012345678"
+            ]
+        );
+    }
+
+    #[test]
+    fn user_masks_and_placeholder() {
+        let cfg = MinerConfig {
+            extra_masks: vec![Regex::new(r"user-[a-z]+").unwrap()],
+            placeholder: "{var}".into(),
+            ..MinerConfig::default()
+        };
+        let mut m = Miner::new(cfg);
+        assert_eq!(m.add("login by user-alice ok").template, "login by {var} ok");
+    }
+
+    #[test]
+    fn lru_bounds_templates() {
+        let cfg = MinerConfig { max_templates: 3, ..MinerConfig::default() };
+        let mut m = Miner::new(cfg);
+        for w in ["alpha", "bravo", "charlie", "delta", "echo"] {
+            m.add(&format!("{w} happened here now"));
+            m.add(&format!("{w} {w} happened"));
+        }
+        assert_eq!(m.templates().len(), 3);
+        let kept: Vec<String> = m.templates().iter().map(|t| t.text("<*>")).collect();
+        assert!(kept.iter().any(|t| t.starts_with("echo")), "{kept:?}");
+        assert!(!kept.iter().any(|t| t.starts_with("alpha")), "{kept:?}");
+    }
+
+    #[test]
+    fn snapshot_restore_is_identical() {
+        let lines: Vec<String> = (0..300)
+            .map(|i| format!("job {} step {} state {}", i % 7, i, ["ok", "failed", "retry"][i % 3]))
+            .collect();
+        let mut a = Miner::new(MinerConfig::default());
+        for l in &lines[..150] {
+            a.add(l);
+        }
+        let state = a.snapshot();
+        let json = serde_json::to_string(&state).unwrap();
+        let mut b =
+            Miner::restore(MinerConfig::default(), serde_json::from_str(&json).unwrap()).unwrap();
+        for l in &lines[150..] {
+            assert_eq!(a.add(l), b.add(l));
+        }
+        assert_eq!(
+            serde_json::to_string(&a.snapshot()).unwrap(),
+            serde_json::to_string(&b.snapshot()).unwrap()
+        );
+    }
+
+    #[test]
+    fn deterministic_and_empty() {
+        let lines = ["a b c", "", "a x c", "   "];
+        let (_, v1) = mine(&lines);
+        let (_, v2) = mine(&lines);
+        assert_eq!(v1, v2);
+        assert_eq!(v1[1].template, "");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(lines in proptest::collection::vec(".{0,80}", 0..30)) {
+            let mut m = Miner::new(MinerConfig { max_templates: 5, ..MinerConfig::default() });
+            for l in &lines {
+                let r = m.add(l);
+                proptest::prop_assert!(m.template(r.id).is_some());
+            }
+        }
+    }
+}
