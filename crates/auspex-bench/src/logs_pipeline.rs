@@ -141,7 +141,7 @@ pub fn parse(input: &[u8], fmt: &InputFormat, cfg: MinerConfig, threads: usize) 
         })
         .collect();
     // Messages, split in parallel.
-    let threads = threads.max(1).min(64);
+    let threads = threads.clamp(1, 64);
     let chunk = text.len().div_ceil(threads).max(1);
     let mut messages: Vec<(String, bool)> = Vec::with_capacity(text.len());
     std::thread::scope(|s| {
