@@ -51,10 +51,11 @@ pub const BUILTIN_MASKS: [&str; 7] = [
     r"/?\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b",
     r"\b[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}\b",
     r"\b0[xX][0-9a-fA-F]+\b",
-    r"(?:/[\w.\-$@]+){2,}/?",
+    r"(?:/[^\s/\x22'()\[\]{},;]+){2,}/?",
     r"\b\d+(?:\.\d+)?(?:ms|us|ns|s|KB|MB|GB|kB|KiB|MiB|GiB|B)\b",
 ];
 
+const COLLAPSE: bool = true;
 const DELIMS: &[char] = &['=', ',', ':', ';', '(', ')', '[', ']', '{', '}', '"', '\''];
 
 /// One token of a message.
@@ -63,6 +64,19 @@ struct Tok<'a> {
     text: &'a str,
     var: bool,
     space_before: bool,
+}
+
+impl Tok<'_> {
+    fn start(&self, msg: &str) -> usize {
+        self.text.as_ptr() as usize - msg.as_ptr() as usize
+    }
+    fn end(&self, msg: &str) -> usize {
+        self.start(msg) + self.text.len()
+    }
+}
+
+fn is_delim(t: &str) -> bool {
+    t.len() == 1 && t.chars().next().is_some_and(|c| DELIMS.contains(&c))
 }
 
 /// A template.
@@ -220,11 +234,54 @@ impl Miner {
             }
             let text = &msg[start..i];
             let var = text.bytes().any(|c| c.is_ascii_digit());
+            // A word glued to a masked span (no space, no punctuation between) is part of the
+            // same variable: `KB123~6.2.1.2` is one value, not two.
+            if let Some(prev) = toks.last_mut()
+                && !space
+                && prev.var
+                && !is_delim(prev.text)
+                && prev.end(msg) == start
+            {
+                prev.text = &msg[prev.start(msg)..i];
+                continue;
+            }
             toks.push(Tok { text, var, space_before: space });
             space = false;
             let _ = b;
         }
-        toks
+        // And a masked span glued to a preceding word.
+        let mut merged: Vec<Tok<'a>> = Vec::with_capacity(toks.len());
+        for t in toks {
+            if let Some(prev) = merged.last_mut()
+                && !t.space_before
+                && (t.var || prev.var)
+                && !is_delim(t.text)
+                && !is_delim(prev.text)
+                && prev.end(msg) == t.start(msg)
+            {
+                prev.text = &msg[prev.start(msg)..t.end(msg)];
+                prev.var = true;
+                continue;
+            }
+            merged.push(t);
+        }
+        if COLLAPSE {
+            // Runs of variables separated by spaces are one variable: lists of values vary in
+            // length (`an14 an15 an16 ...`).
+            let mut out: Vec<Tok<'a>> = Vec::with_capacity(merged.len());
+            for t in merged {
+                if let Some(prev) = out.last_mut()
+                    && t.var
+                    && prev.var
+                {
+                    prev.text = &msg[prev.start(msg)..t.end(msg)];
+                    continue;
+                }
+                out.push(t);
+            }
+            return out;
+        }
+        merged
     }
 
     /// Mines one message: finds or creates its template.
@@ -253,7 +310,11 @@ impl Miner {
             }
         }
         let (id, new) = match best {
-            Some((id, sim, _)) if sim >= self.cfg.sim_threshold => {
+            Some((id, sim, _))
+                if sim >= self.cfg.sim_threshold
+                    && (sim >= WORD_SIM
+                        || self.templates.get(&id).is_none_or(|t| !word_mismatch(t, &toks))) =>
+            {
                 if let Some(t) = self.templates.get_mut(&id) {
                     for (slot, tok) in t.tokens.iter_mut().zip(&toks) {
                         if slot.as_deref().is_some_and(|s| tok.var || s != tok.text) {
@@ -342,6 +403,17 @@ impl Miner {
         }
         Ok(m)
     }
+}
+
+const WORD_SIM: f64 = 0.9;
+
+/// True when a constant word of the template (letters only) meets a different word: two
+/// verbs or nouns differ, which is a different event more often than a variable.
+fn word_mismatch(t: &Template, toks: &[Tok<'_>]) -> bool {
+    let word = |s: &str| s.len() >= 2 && s.bytes().all(|c| c.is_ascii_alphabetic());
+    t.tokens.iter().zip(toks).any(|(slot, tok)| {
+        slot.as_deref().is_some_and(|s| !tok.var && s != tok.text && word(s) && word(tok.text))
+    })
 }
 
 /// Similarity of a message to a template: matching constant tokens over constant tokens
