@@ -6,6 +6,7 @@
 //! - [`plot`]: a bounded-memory SVG plot of a detected series.
 //! - [`synth`]: deterministic synthetic series for throughput and memory benchmarks.
 
+pub mod hdfs_sessions;
 pub mod loghub_run;
 pub mod logs_pipeline;
 pub mod nab;

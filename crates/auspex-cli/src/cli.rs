@@ -185,12 +185,28 @@ enum BenchCommand {
     /// Measure detector throughput (points/s, one thread) and heap bytes per series on a
     /// seasonal synthetic series, with the configuration `bench nab` scores.
     Detect(BenchDetectArgs),
+    /// Learn normal HDFS block sessions (label-0 training rows only) and flag anomalous test
+    /// sessions; precision, recall and F1 of the anomalous class.
+    HdfsSessions(HdfsArgs),
     /// Parse every system of a Loghub-shaped folder and score GA, PA, FGA, FTA like
     /// loghub_eval.py.
     Loghub(LoghubArgs),
     /// Load a remote-write receiver (Auspex or any other) and measure accepted samples/s,
     /// latency and the target's peak RSS.
     RemoteWrite(RemoteWriteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HdfsArgs {
+    /// Training CSV `Sequence,label` (only label-0 rows are read).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Test CSV `Sequence,label` (labels used only for scoring).
+    #[arg(long)]
+    pub test: PathBuf,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +322,7 @@ pub fn main() -> ExitCode {
         Command::Logs(LogsCommand::Parse(a)) => crate::logs::parse(&a),
         Command::Logs(LogsCommand::Templates(a)) => crate::logs::templates(&a),
         Command::Bench(BenchCommand::Loghub(a)) => crate::logs::bench_loghub(&a),
+        Command::Bench(BenchCommand::HdfsSessions(a)) => crate::logs::bench_hdfs(&a),
         Command::Signals(SignalsCommand::List(a)) => crate::client::signals(&a),
         Command::Series(SeriesCommand::List(a)) => crate::client::series(&a),
     };

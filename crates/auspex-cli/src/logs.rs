@@ -10,7 +10,7 @@ use auspex_bench::logs_pipeline::{InputFormat, Parsed, parse as mine, write_csv}
 use auspex_logs::MinerConfig;
 use serde_json::json;
 
-use crate::cli::{CmdResult, Failure, LoghubArgs, LogsParseArgs, LogsTemplatesArgs, say};
+use crate::cli::{CmdResult, Failure, HdfsArgs, LoghubArgs, LogsParseArgs, LogsTemplatesArgs, say};
 
 fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
     let name = path.display().to_string();
@@ -136,5 +136,24 @@ pub fn bench_loghub(a: &LoghubArgs) -> CmdResult {
         std::fs::write(p, serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
             .with_context(|| format!("cannot write --json {}", p.display()))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn bench_hdfs(a: &HdfsArgs) -> CmdResult {
+    let r = auspex_bench::hdfs_sessions::run(&a.train, &a.test)
+        .map_err(|e| Failure::input(anyhow!("bench hdfs-sessions: {e}")))?;
+    let (p, rc, f) = r.prf();
+    let (up, ur, uf) = r.unseen_prf();
+    let un: u64 = r.unseen.iter().sum();
+    say(&format!("trained_sessions={}", r.trained))?;
+    say(&format!("tp={} fp={} fn={} tn={}", r.tp, r.fp, r.fn_, r.tn))?;
+    say(&format!("unseen_in_normal_training: precision={up:.4} recall={ur:.4} f1={uf:.4} n={un}"))?;
+    if let Some(path) = &a.json {
+        let v = json!({"bench": "hdfs-sessions", "precision": p, "recall": rc, "f1": f, "n": r.n(),
+                       "counts": r, "unseen": {"precision": up, "recall": ur, "f1": uf, "n": un}});
+        std::fs::write(path, serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
+            .with_context(|| format!("cannot write --json {}", path.display()))?;
+    }
+    say(&format!("hdfs-sessions: precision={p:.4} recall={rc:.4} f1={f:.4} n={}", r.n()))?;
     Ok(ExitCode::SUCCESS)
 }
