@@ -30,6 +30,6 @@ echo "==> cargo test"
 cargo test --workspace --locked
 echo "==> fuzz targets (bounded runs)"
 for t in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
-  RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz "$t" -- -runs="${FUZZ_RUNS:-20000}" -max_len=4096 2>&1 | tail -1
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz "$t" -- -runs="${FUZZ_RUNS:-5000}" -max_len=4096 2>&1 | tail -1
 done
 echo "==> all tests passed"

@@ -144,24 +144,31 @@ pub fn parse(input: &[u8], fmt: &InputFormat, cfg: MinerConfig, threads: usize) 
     let threads = threads.clamp(1, 64);
     let chunk = text.len().div_ceil(threads).max(1);
     let mut messages: Vec<(String, bool)> = Vec::with_capacity(text.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = text
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|l| {
-                            let (m, ok) = fmt.message(l);
-                            (m.into_owned(), ok)
-                        })
-                        .collect::<Vec<_>>()
+    if threads == 1 {
+        messages.extend(text.iter().map(|l| {
+            let (m, ok) = fmt.message(l);
+            (m.into_owned(), ok)
+        }));
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = text
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|l| {
+                                let (m, ok) = fmt.message(l);
+                                (m.into_owned(), ok)
+                            })
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        for h in handles {
-            messages.extend(h.join().unwrap_or_default());
-        }
-    });
+                .collect();
+            for h in handles {
+                messages.extend(h.join().unwrap_or_default());
+            }
+        });
+    }
     let mut miner = Miner::new(cfg);
     let mut line_template = Vec::with_capacity(messages.len());
     let mut texts = HashMap::new();

@@ -159,12 +159,11 @@ pub struct RestoreError(String);
 impl Miner {
     /// A fresh miner.
     pub fn new(cfg: MinerConfig) -> Self {
+        static BUILTIN: std::sync::LazyLock<Vec<Regex>> = std::sync::LazyLock::new(|| {
+            BUILTIN_MASKS.iter().filter_map(|m| Regex::new(m).ok()).collect()
+        });
         let mut masks = cfg.extra_masks.clone();
-        for m in BUILTIN_MASKS {
-            if let Ok(re) = Regex::new(m) {
-                masks.push(re);
-            }
-        }
+        masks.extend(BUILTIN.iter().cloned());
         Self { cfg, masks, templates: HashMap::new(), buckets: HashMap::new(), next_id: 1, tick: 0 }
     }
 
