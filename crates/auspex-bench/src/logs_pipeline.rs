@@ -175,9 +175,12 @@ pub fn parse(input: &[u8], fmt: &InputFormat, cfg: MinerConfig, threads: usize) 
     let mut unmatched = 0;
     for (m, ok) in &messages {
         unmatched += u64::from(!ok);
-        let r = miner.add(m);
-        line_template.push(r.id);
-        texts.insert(r.id, r.template);
+        let (id, new) = miner.add_id(m);
+        line_template.push(id);
+        if new && let Some(t) = miner.template(id) {
+            // Kept in case the template is evicted before the end (LRU).
+            texts.insert(id, t.text(&miner.config().placeholder));
+        }
     }
     for t in miner.templates() {
         texts.insert(t.id, t.text(&miner.config().placeholder));

@@ -14,6 +14,115 @@ pub struct LogFormat {
     re: Regex,
     fields: Vec<String>,
     content_group: String,
+    /// A plain matcher for formats without regex constructs (most of them): the same answer
+    /// as the regex whenever it finds a match, several times faster.
+    fast: Option<Vec<Part>>,
+    content: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Field,
+    /// Literal text; `None` pieces are runs of whitespace (one or more).
+    Lit(Vec<Option<String>>),
+}
+
+/// The literal text of a fragment, or `None` if it has regex constructs.
+fn plain(lit: &str) -> Option<Vec<Option<String>>> {
+    let mut out: Vec<Option<String>> = Vec::new();
+    let mut cur = String::new();
+    let mut chars = lit.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => {
+                if !cur.is_empty() {
+                    out.push(Some(std::mem::take(&mut cur)));
+                }
+                if out.last() != Some(&None) {
+                    out.push(None);
+                }
+            }
+            '\\' => {
+                let n = chars.next()?;
+                if n.is_ascii_alphanumeric() {
+                    return None; // \s, \d, ...
+                }
+                cur.push(n);
+            }
+            '(' | ')' | '?' | '*' | '+' | '|' | '{' | '}' | '^' | '$' | '.' | '[' | ']' => {
+                return None;
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(Some(cur));
+    }
+    Some(out)
+}
+
+/// Matches `lit` at `pos` of `s`; returns the end.
+fn lit_at(s: &str, pos: usize, lit: &[Option<String>]) -> Option<usize> {
+    let mut p = pos;
+    for piece in lit {
+        match piece {
+            Some(t) => {
+                if !s[p..].starts_with(t.as_str()) {
+                    return None;
+                }
+                p += t.len();
+            }
+            None => {
+                let ws = s[p..].len() - s[p..].trim_start().len();
+                if ws == 0 {
+                    return None;
+                }
+                p += ws;
+            }
+        }
+    }
+    Some(p)
+}
+
+fn fast_split<'a>(parts: &[Part], s: &'a str) -> Option<Vec<&'a str>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut i = 0;
+    while i < parts.len() {
+        match &parts[i] {
+            Part::Lit(l) => {
+                pos = lit_at(s, pos, l)?;
+                i += 1;
+            }
+            Part::Field => match parts.get(i + 1) {
+                None => {
+                    out.push(&s[pos..]);
+                    pos = s.len();
+                    i += 1;
+                }
+                Some(Part::Lit(l)) => {
+                    let last = i + 2 == parts.len();
+                    let mut found = None;
+                    let mut q = pos;
+                    while q <= s.len() {
+                        if let Some(e) = lit_at(s, q, l)
+                            && (!last || e == s.len())
+                        {
+                            found = Some((q, e));
+                            break;
+                        }
+                        q += s[q..].chars().next().map_or(1, char::len_utf8);
+                    }
+                    let (q, e) = found?;
+                    out.push(&s[pos..q]);
+                    pos = e;
+                    i += 2;
+                }
+                Some(Part::Field) => return None,
+            },
+        }
+    }
+    (pos == s.len()).then_some(out)
 }
 
 /// A format that could not be compiled.
@@ -32,6 +141,16 @@ impl LogFormat {
         let err = |why: String| FormatError { format: format.to_string(), why };
         let mut pattern = String::from("^");
         let mut fields = Vec::new();
+        let mut parts: Option<Vec<Part>> = Some(Vec::new());
+        let mut lit = |parts: &mut Option<Vec<Part>>, text: &str| {
+            if text.is_empty() {
+                return;
+            }
+            match (plain(text), parts.as_mut()) {
+                (Some(p), Some(v)) => v.push(Part::Lit(p)),
+                _ => *parts = None,
+            }
+        };
         let mut rest = format;
         while let Some(open) = rest.find('<') {
             let Some(close) = rest[open..].find('>') else { break };
@@ -39,10 +158,15 @@ impl LogFormat {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 // Not a placeholder: keep it as literal text.
                 push_literal(&mut pattern, &rest[..open + close + 1]);
+                lit(&mut parts, &rest[..open + close + 1]);
                 rest = &rest[open + close + 1..];
                 continue;
             }
             push_literal(&mut pattern, &rest[..open]);
+            lit(&mut parts, &rest[..open]);
+            if let Some(v) = parts.as_mut() {
+                v.push(Part::Field);
+            }
             if fields.iter().any(|f| f == name) {
                 return Err(err(format!("field <{name}> appears twice")));
             }
@@ -52,13 +176,14 @@ impl LogFormat {
             rest = &rest[open + close + 1..];
         }
         push_literal(&mut pattern, rest);
+        lit(&mut parts, rest);
         pattern.push('$');
         let content = fields
             .iter()
             .position(|f| f == "Content")
             .ok_or_else(|| err("it has no <Content> field".to_string()))?;
         let re = Regex::new(&pattern).map_err(|e| err(e.to_string()))?;
-        Ok(Self { re, fields, content_group: format!("f{content}") })
+        Ok(Self { re, fields, content_group: format!("f{content}"), fast: parts, content })
     }
 
     /// The field names, in order.
@@ -68,6 +193,11 @@ impl LogFormat {
 
     /// Splits a line into its fields; `None` when the line does not match.
     pub fn split<'a>(&self, line: &'a str) -> Option<Vec<&'a str>> {
+        if let Some(parts) = &self.fast
+            && let Some(v) = fast_split(parts, line.trim())
+        {
+            return Some(v);
+        }
         let caps = self.re.captures(line.trim())?;
         Some(
             (0..self.fields.len())
@@ -79,6 +209,11 @@ impl LogFormat {
     /// The `<Content>` of a line; the whole trimmed line when it does not match.
     pub fn content<'a>(&self, line: &'a str) -> (&'a str, bool) {
         let t = line.trim();
+        if let Some(parts) = &self.fast
+            && let Some(v) = fast_split(parts, t)
+        {
+            return (v[self.content], true);
+        }
         match self.re.captures(t) {
             Some(c) => (c.name(&self.content_group).map_or("", |m| m.as_str()), true),
             None => (t, false),
@@ -139,6 +274,41 @@ mod tests {
     fn non_matching_lines_keep_the_whole_line() {
         let f = LogFormat::new("<Date> <Time> - <Content>").unwrap();
         assert_eq!(f.content("  just text  "), ("just text", false));
+    }
+
+    /// The plain matcher and the regex agree on every line they both accept.
+    #[test]
+    fn fast_path_agrees_with_the_regex() {
+        let formats = [
+            "<Date> <Time> <Pid> <Level> <Component>: <Content>",
+            "<Date> <Time> - <Level>  \\[<Node>:<Component>@<Id>\\] - <Content>",
+            "<Date> <Time>, <Level>                  <Component>    <Content>",
+            "\\[<Time>\\] <Program> - <Content>",
+        ];
+        let lines = [
+            "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block x: y",
+            "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: 3200",
+            "2016-09-28 04:30:30, Info                  CBS    Loaded Servicing Stack v6.1.7601.23505",
+            "[10.30 16:49:06] chrome.exe - proxy.cse.cuhk.edu.hk:5070 open through proxy",
+            "no match here",
+            "",
+        ];
+        for f in formats {
+            let lf = LogFormat::new(f).unwrap();
+            assert!(lf.fast.is_some(), "{f}");
+            for l in lines {
+                let fast = fast_split(lf.fast.as_ref().unwrap(), l.trim());
+                let slow = lf.re.captures(l.trim()).map(|c| {
+                    (0..lf.fields.len())
+                        .map(|i| c.name(&format!("f{i}")).map_or("", |m| m.as_str()))
+                        .collect::<Vec<_>>()
+                });
+                if let Some(fv) = fast {
+                    assert_eq!(Some(fv), slow, "{f} on {l}");
+                }
+            }
+        }
+        assert!(LogFormat::new(r"<A> <B>(\[<C>\])?: <Content>").unwrap().fast.is_none());
     }
 
     #[test]

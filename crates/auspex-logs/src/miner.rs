@@ -159,8 +159,10 @@ pub struct RestoreError(String);
 impl Miner {
     /// A fresh miner.
     pub fn new(cfg: MinerConfig) -> Self {
-        static BUILTIN: std::sync::LazyLock<Vec<Regex>> = std::sync::LazyLock::new(|| {
-            BUILTIN_MASKS.iter().filter_map(|m| Regex::new(m).ok()).collect()
+        // The built-in rules as one alternation: one pass over the message.
+        static BUILTIN: std::sync::LazyLock<Option<Regex>> = std::sync::LazyLock::new(|| {
+            let alt: Vec<String> = BUILTIN_MASKS.iter().map(|m| format!("(?:{m})")).collect();
+            Regex::new(&alt.join("|")).ok()
         });
         let mut masks = cfg.extra_masks.clone();
         masks.extend(BUILTIN.iter().cloned());
@@ -283,8 +285,26 @@ impl Miner {
         merged
     }
 
-    /// Mines one message: finds or creates its template.
+    /// Mines one message: finds or creates its template, and renders it with the message's
+    /// parameters.
     pub fn add(&mut self, message: &str) -> Match {
+        let msg = truncate(message, self.cfg.max_message_bytes);
+        let (id, new) = self.add_id(msg);
+        let toks = self.tokenize(msg);
+        let t = &self.templates[&id];
+        let params = t
+            .tokens
+            .iter()
+            .zip(&toks)
+            .filter(|(slot, _)| slot.is_none())
+            .map(|(_, tok)| tok.text.to_string())
+            .collect();
+        Match { id, template: t.text(&self.cfg.placeholder), params, new }
+    }
+
+    /// Mines one message and returns only its template id and whether it is new (the fast
+    /// path: no rendering, no parameter copies).
+    pub fn add_id(&mut self, message: &str) -> (u32, bool) {
         let msg = truncate(message, self.cfg.max_message_bytes);
         self.tick += 1;
         let toks = self.tokenize(msg);
@@ -342,15 +362,7 @@ impl Miner {
                 (id, true)
             }
         };
-        let t = &self.templates[&id];
-        let params = t
-            .tokens
-            .iter()
-            .zip(&toks)
-            .filter(|(slot, _)| slot.is_none())
-            .map(|(_, tok)| tok.text.to_string())
-            .collect();
-        Match { id, template: t.text(&self.cfg.placeholder), params, new }
+        (id, new)
     }
 
     fn evict(&mut self) {
