@@ -142,7 +142,7 @@ impl LogFormat {
         let mut pattern = String::from("^");
         let mut fields = Vec::new();
         let mut parts: Option<Vec<Part>> = Some(Vec::new());
-        let mut lit = |parts: &mut Option<Vec<Part>>, text: &str| {
+        let lit = |parts: &mut Option<Vec<Part>>, text: &str| {
             if text.is_empty() {
                 return;
             }
