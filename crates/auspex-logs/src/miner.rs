@@ -416,7 +416,7 @@ impl Miner {
     }
 }
 
-const WORD_SIM: f64 = 0.9;
+const WORD_SIM: f64 = 0.95;
 
 /// True when a constant word of the template (letters only) meets a different word: two
 /// verbs or nouns differ, which is a different event more often than a variable.
