@@ -84,8 +84,26 @@ fn lit_at(s: &str, pos: usize, lit: &[Option<String>]) -> Option<usize> {
     Some(p)
 }
 
+/// Like [`fast_split`] but returns only field `want`, without allocating.
+fn fast_content<'a>(parts: &[Part], s: &'a str, want: usize) -> Option<&'a str> {
+    let mut found = None;
+    let mut k = 0;
+    fast_walk(parts, s, |f| {
+        if k == want {
+            found = Some(f);
+        }
+        k += 1;
+    })?;
+    found
+}
+
 fn fast_split<'a>(parts: &[Part], s: &'a str) -> Option<Vec<&'a str>> {
     let mut out = Vec::new();
+    fast_walk(parts, s, |f| out.push(f))?;
+    Some(out)
+}
+
+fn fast_walk<'a>(parts: &[Part], s: &'a str, mut out: impl FnMut(&'a str)) -> Option<()> {
     let mut pos = 0;
     let mut i = 0;
     while i < parts.len() {
@@ -96,7 +114,7 @@ fn fast_split<'a>(parts: &[Part], s: &'a str) -> Option<Vec<&'a str>> {
             }
             Part::Field => match parts.get(i + 1) {
                 None => {
-                    out.push(&s[pos..]);
+                    out(&s[pos..]);
                     pos = s.len();
                     i += 1;
                 }
@@ -114,7 +132,7 @@ fn fast_split<'a>(parts: &[Part], s: &'a str) -> Option<Vec<&'a str>> {
                         q += s[q..].chars().next().map_or(1, char::len_utf8);
                     }
                     let (q, e) = found?;
-                    out.push(&s[pos..q]);
+                    out(&s[pos..q]);
                     pos = e;
                     i += 2;
                 }
@@ -122,7 +140,7 @@ fn fast_split<'a>(parts: &[Part], s: &'a str) -> Option<Vec<&'a str>> {
             },
         }
     }
-    (pos == s.len()).then_some(out)
+    (pos == s.len()).then_some(())
 }
 
 /// A format that could not be compiled.
@@ -210,9 +228,9 @@ impl LogFormat {
     pub fn content<'a>(&self, line: &'a str) -> (&'a str, bool) {
         let t = line.trim();
         if let Some(parts) = &self.fast
-            && let Some(v) = fast_split(parts, t)
+            && let Some(c) = fast_content(parts, t, self.content)
         {
-            return (v[self.content], true);
+            return (c, true);
         }
         match self.re.captures(t) {
             Some(c) => (c.name(&self.content_group).map_or("", |m| m.as_str()), true),

@@ -146,7 +146,7 @@ pub struct Miner {
     cfg: MinerConfig,
     masks: Vec<Regex>,
     templates: HashMap<u32, Template>,
-    buckets: HashMap<(usize, String), Vec<u32>>,
+    buckets: HashMap<(usize, u64), Vec<u32>>,
     next_id: u32,
     tick: u64,
 }
@@ -161,7 +161,18 @@ impl Miner {
     pub fn new(cfg: MinerConfig) -> Self {
         // The built-in rules as one alternation: one pass over the message.
         static BUILTIN: std::sync::LazyLock<Option<Regex>> = std::sync::LazyLock::new(|| {
-            let alt: Vec<String> = BUILTIN_MASKS.iter().map(|m| format!("(?:{m})")).collect();
+            // ASCII word boundaries and classes: Unicode `\b` forces the regex engine off its
+            // fast path, and the values masked here are ASCII anyway.
+            let alt: Vec<String> = BUILTIN_MASKS
+                .iter()
+                .map(|m| {
+                    let m = m
+                        .replace(r"\b", r"(?-u:\b)")
+                        .replace(r"\d", "[0-9]")
+                        .replace(r"\w", "[0-9A-Za-z_]");
+                    format!("(?:{m})")
+                })
+                .collect();
             Regex::new(&alt.join("|")).ok()
         });
         let mut masks = cfg.extra_masks.clone();
@@ -309,10 +320,7 @@ impl Miner {
         self.tick += 1;
         let toks = self.tokenize(msg);
         let first = toks.iter().find(|t| !t.var).map_or("", |t| t.text);
-        let key = (
-            toks.len(),
-            if toks.first().is_some_and(|t| t.var) { String::new() } else { first.to_string() },
-        );
+        let key = (toks.len(), if toks.first().is_some_and(|t| t.var) { 0 } else { fnv(first) });
         // Best template in the bucket.
         let mut best: Option<(u32, f64, usize)> = None;
         if let Some(ids) = self.buckets.get(&key) {
@@ -404,7 +412,7 @@ impl Miner {
             let first = t.tokens.iter().flatten().next().cloned().unwrap_or_default();
             let key = (
                 t.tokens.len(),
-                if t.tokens.first().is_some_and(Option::is_none) { String::new() } else { first },
+                if t.tokens.first().is_some_and(Option::is_none) { 0 } else { fnv(&first) },
             );
             m.buckets.entry(key).or_default().push(t.id);
             m.templates.insert(t.id, t);
@@ -441,6 +449,15 @@ fn similarity(t: &Template, toks: &[Tok<'_>]) -> (f64, usize) {
         .filter(|(slot, tok)| slot.as_deref().is_some_and(|s| !tok.var && s == tok.text))
         .count();
     (same as f64 / consts as f64, consts)
+}
+
+/// FNV-1a, for bucket keys (0 is reserved for "starts with a variable").
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h | 1
 }
 
 fn truncate(s: &str, max: usize) -> &str {
