@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, Write};
 
+use auspex_core::text::truncate;
 use auspex_core::time::{NumericUnit, format_rfc3339, parse_timestamp};
 use auspex_detect::{Config, Detector, Output};
 
@@ -65,17 +66,6 @@ fn header(line: &str) -> Result<(usize, usize), CsvError> {
         (Some(t), Some(v)) => Ok((t, v)),
         _ => Err(CsvError::Header(format!("got {:?}", truncate(line, 80)))),
     }
-}
-
-fn truncate(s: &str, n: usize) -> &str {
-    if s.len() <= n {
-        return s;
-    }
-    let mut cut = n;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &s[..cut]
 }
 
 /// Parses a value field: a decimal number, or `NaN`/`inf` (treated as missing by the detector);

@@ -125,7 +125,7 @@ pub fn run(a: &RemoteWriteArgs) -> CmdResult {
         .into();
     let labels: Arc<Vec<Vec<u8>>> = Arc::new((0..a.series).map(series_labels).collect());
     let chunks = a.series.div_ceil(PER_REQUEST);
-    let t0 = crate::serve_time_ms();
+    let t0 = auspex_server::http::now_ms();
     let conc = a.concurrency.min(chunks).max(1);
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());

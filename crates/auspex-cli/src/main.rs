@@ -13,14 +13,6 @@ mod serve;
 #[global_allocator]
 static ALLOC: auspex_core::alloc::Counting = auspex_core::alloc::Counting;
 
-/// Milliseconds since the epoch (the load generator's start time).
-pub fn serve_time_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn main() -> ExitCode {
     cli::main()
 }

@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod labels;
 pub mod signal;
+pub mod text;
 pub mod time;
 
 pub use labels::{LabelError, Labels, SeriesId};

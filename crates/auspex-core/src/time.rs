@@ -26,15 +26,7 @@ pub struct TimeError {
 }
 
 fn err(input: &str, why: &'static str) -> TimeError {
-    let mut s = input.to_string();
-    if s.len() > 64 {
-        let mut cut = 64;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    TimeError { input: s, why }
+    TimeError { input: crate::text::truncate(input, 64).to_string(), why }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).

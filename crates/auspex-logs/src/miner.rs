@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use auspex_core::text::truncate;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -458,17 +459,6 @@ fn fnv(s: &str) -> u64 {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     h | 1
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    &s[..cut]
 }
 
 #[cfg(test)]
