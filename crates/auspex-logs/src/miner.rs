@@ -431,8 +431,18 @@ const WORD_SIM: f64 = 0.95;
 /// verbs or nouns differ, which is a different event more often than a variable.
 fn word_mismatch(t: &Template, toks: &[Tok<'_>]) -> bool {
     let word = |s: &str| s.len() >= 2 && s.bytes().all(|c| c.is_ascii_alphabetic());
-    t.tokens.iter().zip(toks).any(|(slot, tok)| {
-        slot.as_deref().is_some_and(|s| !tok.var && s != tok.text && word(s) && word(tok.text))
+    // Words that introduce a value in English log messages: the word after them is a variable
+    // more often than not (`for root`, `user admin`, `to host`).
+    const INTRO: [&str; 12] =
+        ["for", "from", "to", "user", "by", "of", "with", "as", "named", "is", "at", "on"];
+    t.tokens.iter().zip(toks).enumerate().any(|(i, (slot, tok))| {
+        let differs =
+            slot.as_deref().is_some_and(|s| !tok.var && s != tok.text && word(s) && word(tok.text));
+        let introduced = i > 0
+            && t.tokens[i - 1]
+                .as_deref()
+                .is_some_and(|p| INTRO.contains(&p.to_ascii_lowercase().as_str()));
+        differs && !introduced
     })
 }
 
