@@ -321,8 +321,13 @@ pub fn window_spans(
 /// Reads the timestamps of a data file as strings and as parsed milliseconds.
 pub fn read_data_timestamps(path: &Path) -> Result<(Vec<String>, Vec<i64>), NabError> {
     let raw = read_columns(path, &["timestamp"])?.swap_remove(0);
-    let ts = raw.iter().map(|s| parse_ts(s)).collect::<Result<Vec<_>, _>>()?;
+    let ts = parse_timestamps(&raw)?;
     Ok((raw, ts))
+}
+
+/// Parses timestamp strings the way the scorer does.
+pub fn parse_timestamps(raw: &[String]) -> Result<Vec<i64>, NabError> {
+    raw.iter().map(|s| parse_ts(s)).collect()
 }
 
 /// Loads a results folder (`RESULTS/<category>/<file>.csv`) against a NAB-shaped corpus.

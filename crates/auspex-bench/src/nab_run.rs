@@ -48,7 +48,7 @@ pub fn run(
         let data_path = data_dir.join("data").join(rel);
         let cols = nab::read_columns(&data_path, &["timestamp", "value"])?;
         let (raw_ts, raw_val) = (&cols[0], &cols[1]);
-        let (_, ts) = nab::read_data_timestamps(&data_path)?;
+        let ts = nab::parse_timestamps(raw_ts)?;
         let mut rows = Vec::with_capacity(ts.len());
         for (i, (t, v)) in ts.iter().zip(raw_val).enumerate() {
             let v: f64 = v.trim().parse().map_err(|_| {

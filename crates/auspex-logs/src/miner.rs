@@ -56,7 +56,6 @@ pub const BUILTIN_MASKS: [&str; 7] = [
     r"\b\d+(?:\.\d+)?(?:ms|us|ns|s|KB|MB|GB|kB|KiB|MiB|GiB|B)\b",
 ];
 
-const COLLAPSE: bool = true;
 const DELIMS: &[char] = &['=', ',', ':', ';', '(', ')', '[', ']', '{', '}', '"', '\''];
 
 /// One token of a message.
@@ -214,7 +213,6 @@ impl Miner {
         let mut i = 0;
         let mut space = false;
         let mut si = 0;
-        let b = msg.as_bytes();
         while i < msg.len() {
             if si < spans.len() && spans[si].0 == i {
                 let (s, e) = spans[si];
@@ -260,7 +258,6 @@ impl Miner {
             }
             toks.push(Tok { text, var, space_before: space });
             space = false;
-            let _ = b;
         }
         // And a masked span glued to a preceding word.
         let mut merged: Vec<Tok<'a>> = Vec::with_capacity(toks.len());
@@ -278,31 +275,27 @@ impl Miner {
             }
             merged.push(t);
         }
-        if COLLAPSE {
-            // Runs of variables separated by spaces are one variable: lists of values vary in
-            // length (`an14 an15 an16 ...`).
-            let mut out: Vec<Tok<'a>> = Vec::with_capacity(merged.len());
-            for t in merged {
-                if let Some(prev) = out.last_mut()
-                    && t.var
-                    && prev.var
-                {
-                    prev.text = &msg[prev.start(msg)..t.end(msg)];
-                    continue;
-                }
-                out.push(t);
+        // Runs of variables separated by spaces are one variable: lists of values vary in
+        // length (`an14 an15 an16 ...`).
+        let mut out: Vec<Tok<'a>> = Vec::with_capacity(merged.len());
+        for t in merged {
+            if let Some(prev) = out.last_mut()
+                && t.var
+                && prev.var
+            {
+                prev.text = &msg[prev.start(msg)..t.end(msg)];
+                continue;
             }
-            return out;
+            out.push(t);
         }
-        merged
+        out
     }
 
     /// Mines one message: finds or creates its template, and renders it with the message's
     /// parameters.
     pub fn add(&mut self, message: &str) -> Match {
         let msg = truncate(message, self.cfg.max_message_bytes);
-        let (id, new) = self.add_id(msg);
-        let toks = self.tokenize(msg);
+        let (id, new, toks) = self.mine(msg);
         let t = &self.templates[&id];
         let params = t
             .tokens
@@ -318,6 +311,13 @@ impl Miner {
     /// path: no rendering, no parameter copies).
     pub fn add_id(&mut self, message: &str) -> (u32, bool) {
         let msg = truncate(message, self.cfg.max_message_bytes);
+        let (id, new, _) = self.mine(msg);
+        (id, new)
+    }
+
+    /// Clusters a (truncated) message; returns its template id, whether it is new, and its
+    /// tokens (for parameter extraction).
+    fn mine<'a>(&mut self, msg: &'a str) -> (u32, bool, Vec<Tok<'a>>) {
         self.tick += 1;
         let toks = self.tokenize(msg);
         let first = toks.iter().find(|t| !t.var).map_or("", |t| t.text);
@@ -371,7 +371,7 @@ impl Miner {
                 (id, true)
             }
         };
-        (id, new)
+        (id, new, toks)
     }
 
     fn evict(&mut self) {

@@ -186,8 +186,10 @@ async fn series<S: Store>(
     let mut views = app.engine.views();
     // Idle series live only in the store.
     if let Ok(stored) = app.store.list_series(limit).await {
+        let in_memory: std::collections::HashSet<auspex_core::SeriesId> =
+            views.iter().map(|v| v.labels.series_id()).collect();
         for r in stored.into_iter().filter(|r| r.idle) {
-            if !views.iter().any(|v| v.labels == r.labels) {
+            if !in_memory.contains(&r.id) {
                 views.push(crate::engine::SeriesView {
                     labels: r.labels,
                     first_seen: r.first_seen,
