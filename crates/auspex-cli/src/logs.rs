@@ -1,37 +1,40 @@
 //! `auspex logs parse|templates` and `auspex bench loghub`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use auspex_bench::loghub_run;
-use auspex_bench::logs_pipeline::{InputFormat, Parsed, parse as mine, write_csv};
+use auspex_bench::logs_pipeline::{InputFormat, Parsed, parse_reader as mine, write_csv};
 use auspex_logs::MinerConfig;
 use serde_json::json;
 
 use crate::cli::{CmdResult, Failure, HdfsArgs, LoghubArgs, LogsParseArgs, LogsTemplatesArgs, say};
 
-fn read_input(path: &Path) -> Result<Vec<u8>, Failure> {
-    let name = path.display().to_string();
-    if name == "-" {
-        let mut v = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut v).context("reading stdin")?;
-        Ok(v)
-    } else {
-        std::fs::read(path)
-            .with_context(|| format!("cannot read {name} (check the path; use - for stdin)"))
-            .map_err(Failure::input)
-    }
-}
-
 fn run(input: &Path, fmt: &str, threads: usize) -> Result<Parsed, Failure> {
     let format = InputFormat::parse(fmt)
         .map_err(|e| Failure::input(anyhow!("logs: {e} (see --help for the syntax)")))?;
-    let data = read_input(input)?;
-    let p = mine(&data, &format, MinerConfig::default(), threads);
+    let name = input.display().to_string();
+    let p = if name == "-" {
+        mine(std::io::stdin().lock(), &format, MinerConfig::default(), threads)
+            .context("reading stdin")?
+    } else {
+        let f = std::fs::File::open(input)
+            .with_context(|| format!("cannot read {name} (check the path; use - for stdin)"))
+            .map_err(Failure::input)?;
+        mine(f, &format, MinerConfig::default(), threads)
+            .with_context(|| format!("reading {name}"))?
+    };
     if p.invalid_utf8 > 0 {
         eprintln!("note: {} line(s) were not valid UTF-8 and were read lossily", p.invalid_utf8);
+    }
+    if p.truncated > 0 {
+        eprintln!(
+            "note: {} line(s) were longer than {} bytes; only their start was read",
+            p.truncated,
+            auspex_bench::logs_pipeline::MAX_LINE_BYTES
+        );
     }
     if p.unmatched > 0 && !matches!(format, InputFormat::Raw) {
         eprintln!("note: {} line(s) did not match the format and were mined whole", p.unmatched);
@@ -47,7 +50,7 @@ pub fn parse(a: &LogsParseArgs) -> CmdResult {
     } else {
         let f =
             std::fs::File::create(&a.output).with_context(|| format!("cannot create {name}"))?;
-        write_csv(&p, std::io::BufWriter::new(f))
+        write_csv(&p, f)
     };
     match res {
         Ok(()) => Ok(ExitCode::SUCCESS),

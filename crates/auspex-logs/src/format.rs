@@ -84,6 +84,28 @@ fn lit_at(s: &str, pos: usize, lit: &[Option<String>]) -> Option<usize> {
     Some(p)
 }
 
+/// The offset of the first whitespace character of `s` (`char::is_whitespace`).
+fn next_space(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c < 0x80 {
+            if matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+                return Some(i);
+            }
+            i += 1;
+        } else {
+            let ch = s[i..].chars().next()?;
+            if ch.is_whitespace() {
+                return Some(i);
+            }
+            i += ch.len_utf8();
+        }
+    }
+    None
+}
+
 /// Like [`fast_split`] but returns only field `want`, without allocating.
 fn fast_content<'a>(parts: &[Part], s: &'a str, want: usize) -> Option<&'a str> {
     let mut found = None;
@@ -123,6 +145,17 @@ fn fast_walk<'a>(parts: &[Part], s: &'a str, mut out: impl FnMut(&'a str)) -> Op
                     let mut found = None;
                     let mut q = pos;
                     while q <= s.len() {
+                        // Jump to the next place the literal's first piece can start.
+                        let next = match l.first() {
+                            Some(Some(t)) => t
+                                .as_bytes()
+                                .first()
+                                .and_then(|&b| s.as_bytes()[q..].iter().position(|&c| c == b)),
+                            Some(None) => next_space(&s[q..]),
+                            None => Some(0),
+                        };
+                        let Some(d) = next else { break };
+                        q += d;
                         if let Some(e) = lit_at(s, q, l)
                             && (!last || e == s.len())
                         {

@@ -56,10 +56,8 @@ pub const BUILTIN_MASKS: [&str; 7] = [
     r"\b\d+(?:\.\d+)?(?:ms|us|ns|s|KB|MB|GB|kB|KiB|MiB|GiB|B)\b",
 ];
 
-const DELIMS: &[char] = &['=', ',', ':', ';', '(', ')', '[', ']', '{', '}', '"', '\''];
-
 /// One token of a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Tok<'a> {
     text: &'a str,
     var: bool,
@@ -76,7 +74,154 @@ impl Tok<'_> {
 }
 
 fn is_delim(t: &str) -> bool {
-    t.len() == 1 && t.chars().next().is_some_and(|c| DELIMS.contains(&c))
+    t.len() == 1 && DELIM[usize::from(t.as_bytes()[0])]
+}
+
+/// Byte classes for the tokenizer: punctuation tokens, and the ASCII characters for which
+/// `char::is_whitespace` holds (non-ASCII characters are decoded and asked).
+const DELIM: [bool; 256] = byte_table(b"=,:;()[]{}\"'");
+const SPACE: [bool; 256] = byte_table(b"\t\n\x0b\x0c\r ");
+
+const fn byte_table(set: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < set.len() {
+        t[set[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// The character at `i` (a char boundary) when it is whitespace: its length.
+fn space_at(msg: &str, i: usize) -> Option<usize> {
+    let b = msg.as_bytes()[i];
+    if b < 0x80 {
+        return SPACE[usize::from(b)].then_some(1);
+    }
+    let c = msg[i..].chars().next()?;
+    c.is_whitespace().then(|| c.len_utf8())
+}
+
+/// Splits a message into tokens (see the module docs). `spans` is scratch space.
+fn tokenize<'a>(
+    extra: &[Regex],
+    builtin: Option<&Regex>,
+    spans: &mut Vec<(usize, usize)>,
+    msg: &'a str,
+) -> Vec<Tok<'a>> {
+    // Mask spans (non-overlapping, leftmost first; user rules before the built-in ones).
+    spans.clear();
+    let add = |spans: &mut Vec<(usize, usize)>, s: usize, e: usize| {
+        if s < e && !spans.iter().any(|&(a, b)| s < b && a < e) {
+            spans.push((s, e));
+        }
+    };
+    for re in extra {
+        for m in re.find_iter(msg) {
+            add(spans, m.start(), m.end());
+        }
+    }
+    for m in builtin.into_iter().flat_map(|re| re.find_iter(msg)) {
+        add(spans, m.start(), m.end());
+    }
+    if !extra.is_empty() {
+        spans.sort_unstable();
+    }
+    let bytes = msg.as_bytes();
+    let mut toks: Vec<Tok<'a>> = Vec::with_capacity(16);
+    let mut i = 0;
+    let mut space = false;
+    let mut si = 0;
+    while i < msg.len() {
+        if si < spans.len() && spans[si].0 == i {
+            let (s, e) = spans[si];
+            toks.push(Tok { text: &msg[s..e], var: true, space_before: space });
+            space = false;
+            i = e;
+            si += 1;
+            continue;
+        }
+        if let Some(n) = space_at(msg, i) {
+            space = true;
+            i += n;
+            continue;
+        }
+        if DELIM[usize::from(bytes[i])] {
+            toks.push(Tok { text: &msg[i..i + 1], var: false, space_before: space });
+            space = false;
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let stop = if si < spans.len() { spans[si].0 } else { msg.len() };
+        let mut digit = false;
+        while i < stop {
+            let b = bytes[i];
+            if b < 0x80 {
+                if SPACE[usize::from(b)] || DELIM[usize::from(b)] {
+                    break;
+                }
+                digit |= b.is_ascii_digit();
+                i += 1;
+            } else {
+                let c = msg[i..].chars().next().unwrap_or(' ');
+                if c.is_whitespace() {
+                    break;
+                }
+                i += c.len_utf8();
+            }
+        }
+        let text = &msg[start..i];
+        // A word glued to a masked span (no space, no punctuation between) is part of the
+        // same variable: `KB123~6.2.1.2` is one value, not two.
+        if let Some(prev) = toks.last_mut()
+            && !space
+            && prev.var
+            && !is_delim(prev.text)
+            && prev.end(msg) == start
+        {
+            prev.text = &msg[prev.start(msg)..i];
+            continue;
+        }
+        toks.push(Tok { text, var: digit, space_before: space });
+        space = false;
+    }
+    // And a masked span glued to a preceding word (in place).
+    let mut w = 0;
+    for r in 0..toks.len() {
+        let t = toks[r];
+        if w > 0 {
+            let prev = &mut toks[w - 1];
+            if !t.space_before
+                && (t.var || prev.var)
+                && !is_delim(t.text)
+                && !is_delim(prev.text)
+                && prev.end(msg) == t.start(msg)
+            {
+                prev.text = &msg[prev.start(msg)..t.end(msg)];
+                prev.var = true;
+                continue;
+            }
+        }
+        toks[w] = t;
+        w += 1;
+    }
+    toks.truncate(w);
+    // Runs of variables separated by spaces are one variable: lists of values vary in
+    // length (`an14 an15 an16 ...`).
+    let mut w = 0;
+    for r in 0..toks.len() {
+        let t = toks[r];
+        if w > 0 && t.var && toks[w - 1].var {
+            let prev = &mut toks[w - 1];
+            prev.text = &msg[prev.start(msg)..t.end(msg)];
+            continue;
+        }
+        toks[w] = t;
+        w += 1;
+    }
+    toks.truncate(w);
+    toks
 }
 
 /// A template.
@@ -144,7 +289,12 @@ pub struct MinerState {
 #[derive(Debug, Clone)]
 pub struct Miner {
     cfg: MinerConfig,
+    /// The user's rules.
     masks: Vec<Regex>,
+    /// The built-in rules, as one alternation.
+    builtin: Option<Regex>,
+    /// Scratch space for mask spans.
+    spans: Vec<(usize, usize)>,
     templates: HashMap<u32, Template>,
     buckets: HashMap<(usize, u64), Vec<u32>>,
     next_id: u32,
@@ -175,9 +325,18 @@ impl Miner {
                 .collect();
             Regex::new(&alt.join("|")).ok()
         });
-        let mut masks = cfg.extra_masks.clone();
-        masks.extend(BUILTIN.iter().cloned());
-        Self { cfg, masks, templates: HashMap::new(), buckets: HashMap::new(), next_id: 1, tick: 0 }
+        let masks = cfg.extra_masks.clone();
+        let builtin = BUILTIN.clone();
+        Self {
+            cfg,
+            masks,
+            builtin,
+            spans: Vec::new(),
+            templates: HashMap::new(),
+            buckets: HashMap::new(),
+            next_id: 1,
+            tick: 0,
+        }
     }
 
     /// The configuration.
@@ -197,98 +356,8 @@ impl Miner {
         self.templates.get(&id)
     }
 
-    fn tokenize<'a>(&self, msg: &'a str) -> Vec<Tok<'a>> {
-        // Mask spans (non-overlapping, leftmost first).
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        for re in &self.masks {
-            for m in re.find_iter(msg) {
-                if m.start() < m.end() && !spans.iter().any(|&(s, e)| m.start() < e && s < m.end())
-                {
-                    spans.push((m.start(), m.end()));
-                }
-            }
-        }
-        spans.sort_unstable();
-        let mut toks = Vec::new();
-        let mut i = 0;
-        let mut space = false;
-        let mut si = 0;
-        while i < msg.len() {
-            if si < spans.len() && spans[si].0 == i {
-                let (s, e) = spans[si];
-                toks.push(Tok { text: &msg[s..e], var: true, space_before: space });
-                space = false;
-                i = e;
-                si += 1;
-                continue;
-            }
-            let c = msg[i..].chars().next().unwrap_or(' ');
-            if c.is_whitespace() {
-                space = true;
-                i += c.len_utf8();
-                continue;
-            }
-            if DELIMS.contains(&c) {
-                toks.push(Tok { text: &msg[i..i + 1], var: false, space_before: space });
-                space = false;
-                i += 1;
-                continue;
-            }
-            let start = i;
-            let stop = if si < spans.len() { spans[si].0 } else { msg.len() };
-            while i < stop {
-                let c = msg[i..].chars().next().unwrap_or(' ');
-                if c.is_whitespace() || DELIMS.contains(&c) {
-                    break;
-                }
-                i += c.len_utf8();
-            }
-            let text = &msg[start..i];
-            let var = text.bytes().any(|c| c.is_ascii_digit());
-            // A word glued to a masked span (no space, no punctuation between) is part of the
-            // same variable: `KB123~6.2.1.2` is one value, not two.
-            if let Some(prev) = toks.last_mut()
-                && !space
-                && prev.var
-                && !is_delim(prev.text)
-                && prev.end(msg) == start
-            {
-                prev.text = &msg[prev.start(msg)..i];
-                continue;
-            }
-            toks.push(Tok { text, var, space_before: space });
-            space = false;
-        }
-        // And a masked span glued to a preceding word.
-        let mut merged: Vec<Tok<'a>> = Vec::with_capacity(toks.len());
-        for t in toks {
-            if let Some(prev) = merged.last_mut()
-                && !t.space_before
-                && (t.var || prev.var)
-                && !is_delim(t.text)
-                && !is_delim(prev.text)
-                && prev.end(msg) == t.start(msg)
-            {
-                prev.text = &msg[prev.start(msg)..t.end(msg)];
-                prev.var = true;
-                continue;
-            }
-            merged.push(t);
-        }
-        // Runs of variables separated by spaces are one variable: lists of values vary in
-        // length (`an14 an15 an16 ...`).
-        let mut out: Vec<Tok<'a>> = Vec::with_capacity(merged.len());
-        for t in merged {
-            if let Some(prev) = out.last_mut()
-                && t.var
-                && prev.var
-            {
-                prev.text = &msg[prev.start(msg)..t.end(msg)];
-                continue;
-            }
-            out.push(t);
-        }
-        out
+    fn tokenize<'a>(&mut self, msg: &'a str) -> Vec<Tok<'a>> {
+        tokenize(&self.masks, self.builtin.as_ref(), &mut self.spans, msg)
     }
 
     /// Mines one message: finds or creates its template, and renders it with the message's
