@@ -4,7 +4,9 @@
 //!    and paths into variables; users can add their own rules.
 //! 2. **Tokenise.** Whitespace separates tokens, and the punctuation `= , : ; ( ) [ ] { } " '`
 //!    is split off as tokens of its own (remembering where spaces were), so `uid=10037,` is
-//!    `uid`, `=`, `10037`, `,`. A word containing a digit is a variable.
+//!    `uid`, `=`, `10037`, `,`. A word containing a digit is a variable, and so are `true`,
+//!    `false` and `null`. A full stop that ends a word of letters is punctuation. Values glued
+//!    by commas (`a1,b2`), or separated only by spaces, are one variable.
 //! 3. **Cluster.** Messages are bucketed by token count and first constant token; within a
 //!    bucket a message joins the most similar template if at least `sim_threshold` of the
 //!    template's constant tokens match, and differing positions become `<*>`.
@@ -183,7 +185,24 @@ fn tokenize<'a>(
             prev.text = &msg[prev.start(msg)..i];
             continue;
         }
-        toks.push(Tok { text, var: digit, space_before: space });
+        // A full stop that ends a word of letters ends a sentence: it is punctuation, not
+        // part of the word (`initialization.` is the word `initialization`).
+        let sentence_end = text.len() > 2
+            && text.ends_with('.')
+            && !digit
+            && text[..text.len() - 1].bytes().all(|c| c.is_ascii_alphabetic())
+            && (i == msg.len() || space_at(msg, i).is_some());
+        if sentence_end {
+            toks.push(Tok { text: &text[..text.len() - 1], var: false, space_before: space });
+            toks.push(Tok { text: &msg[i - 1..i], var: false, space_before: false });
+        } else {
+            // Booleans and null are values, like numbers.
+            let literal = matches!(
+                text,
+                "true" | "false" | "True" | "False" | "TRUE" | "FALSE" | "null" | "NULL" | "None"
+            );
+            toks.push(Tok { text, var: digit || literal, space_before: space });
+        }
         space = false;
     }
     // And a masked span glued to a preceding word (in place).
@@ -205,6 +224,28 @@ fn tokenize<'a>(
         }
         toks[w] = t;
         w += 1;
+    }
+    toks.truncate(w);
+    // Values joined by commas without spaces are one value, a list (`10.0.0.2,10.0.0.1`).
+    let mut w = 0;
+    let mut r = 0;
+    while r < toks.len() {
+        let t = toks[r];
+        if w > 0
+            && t.text == ","
+            && !t.space_before
+            && toks[w - 1].var
+            && toks.get(r + 1).is_some_and(|n| n.var && !n.space_before)
+        {
+            let end = toks[r + 1].end(msg);
+            let prev = &mut toks[w - 1];
+            prev.text = &msg[prev.start(msg)..end];
+            r += 2;
+            continue;
+        }
+        toks[w] = t;
+        w += 1;
+        r += 1;
     }
     toks.truncate(w);
     // Runs of variables separated by spaces are one variable: lists of values vary in
@@ -584,6 +625,31 @@ mod tests {
                 "0b85eee0-1234-5678-9abc-def012345678"
             ]
         );
+    }
+
+    #[test]
+    fn lists_sentence_ends_and_booleans() {
+        let (_, v) = mine(&[
+            // A comma-joined list is one value, so one and two addresses share a template.
+            "10.0.0.1 \"GET /v2/servers HTTP/1.1\" status: 200",
+            "10.0.0.2,10.0.0.1 \"GET /v2/servers HTTP/1.1\" status: 200",
+            // A sentence's full stop is punctuation: the words before it are compared as words.
+            "Starting installer initialization.",
+            "Starting installer finalization.",
+            // Booleans are values.
+            "overlap:false",
+            "overlap:true",
+        ]);
+        assert_eq!(v[1].id, v[0].id);
+        assert_eq!(v[1].params[0], "10.0.0.2,10.0.0.1");
+        assert_ne!(v[3].id, v[2].id, "initialization and finalization are different events");
+        assert_eq!(v[2].template, "Starting installer initialization.");
+        assert_eq!(v[5].id, v[4].id);
+        assert_eq!(v[5].template, "overlap:<*>");
+        // A full stop inside a word or after a number is not a sentence end.
+        let (_, v) = mine(&["loaded wcp.dll version 6.1", "took 5 s."]);
+        assert_eq!(v[0].template, "loaded wcp.dll version <*>");
+        assert_eq!(v[1].template, "took <*> s.");
     }
 
     #[test]
