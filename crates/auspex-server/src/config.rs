@@ -24,6 +24,10 @@
 //! [metrics]
 //! anomaly_score_min = 0.5         # series at or above this get an auspex_anomaly_score gauge
 //! anomaly_score_max_series = 1000 # at most this many (highest scores first)
+//!
+//! [mlflow]
+//! max_artifact_bytes = 5368709120 # largest artifact upload (413 above)
+//! max_request_bytes = 33554432    # largest JSON request (413 above)
 //! ```
 
 use std::path::Path;
@@ -50,6 +54,24 @@ pub struct Config {
     pub retention: RetentionCfg,
     /// `/metrics` settings.
     pub metrics: MetricsCfg,
+    /// The MLflow-compatible API.
+    pub mlflow: MlflowCfg,
+}
+
+/// `[mlflow]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MlflowCfg {
+    /// Largest artifact upload (413 above).
+    pub max_artifact_bytes: u64,
+    /// Largest JSON request body (413 above).
+    pub max_request_bytes: usize,
+}
+
+impl Default for MlflowCfg {
+    fn default() -> Self {
+        Self { max_artifact_bytes: 5 << 30, max_request_bytes: 32 << 20 }
+    }
 }
 
 /// `[limits]`.

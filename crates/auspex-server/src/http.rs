@@ -38,6 +38,8 @@ pub struct App<S> {
     pub engine: Engine,
     /// The store.
     pub store: S,
+    /// The MLflow artifact proxy's store (`None`: artifact serving off).
+    pub artifacts: Option<crate::artifacts::Artifacts>,
     /// The configuration.
     pub cfg: Config,
     /// Write concurrency limit.
@@ -54,9 +56,26 @@ pub fn now_ms() -> i64 {
 }
 
 /// The router.
-pub fn router<S: Store>(app: Arc<App<S>>) -> Router {
+pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
+    use crate::{artifacts, mlflow};
+    use axum::routing::any;
     let max_body = app.cfg.limits.max_body_bytes;
+    let max_json = app.cfg.mlflow.max_request_bytes;
+    let ml = any(mlflow::dispatch::<S>).layer(DefaultBodyLimit::max(max_json));
     Router::new()
+        .route("/api/2.0/mlflow/{*rest}", ml.clone())
+        .route("/api/3.0/mlflow/{*rest}", ml.clone())
+        .route("/ajax-api/2.0/mlflow/{*rest}", ml.clone())
+        .route("/ajax-api/3.0/mlflow/{*rest}", ml)
+        .route("/api/2.0/mlflow-artifacts/artifacts", get(artifacts::list::<S>))
+        .route(
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            get(artifacts::get::<S>)
+                .put(artifacts::put::<S>)
+                .delete(artifacts::delete::<S>)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/version", get(|| async { concat!(env!("CARGO_PKG_VERSION"), "\n") }))
         .route("/api/v1/write", post(write::<S>).layer(DefaultBodyLimit::max(max_body)))
         .route("/auspex/v1/signals", get(signals::<S>))
         .route("/auspex/v1/series", get(series::<S>))

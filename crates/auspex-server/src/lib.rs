@@ -11,10 +11,12 @@
 //! snapshotted every `series.snapshot_interval` (default 30 s), only the series changed since
 //! the last snapshot: a crash loses at most that interval of model updates, never a signal.
 
+pub mod artifacts;
 pub mod config;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod mlflow;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,7 +24,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
 use auspex_detect::Config as DetectorConfig;
-use auspex_store::{SqliteStore, Store};
+use auspex_store::SqliteStore;
+use mlflow::MlflowStore;
 use tokio::sync::Semaphore;
 
 pub use config::Config;
@@ -59,13 +62,23 @@ pub async fn serve(listen: &str, data_dir: &Path, cfg: Config) -> Result<(), Ser
         dir: data_dir.display().to_string(),
         why: e.to_string(),
     })?;
-    serve_with(listen, store, cfg, |addr| eprintln!("auspex: listening on http://{addr}")).await
+    let artifacts =
+        artifacts::Artifacts::local(data_dir.join("artifacts"), cfg.mlflow.max_artifact_bytes)
+            .map_err(|e| ServeError::Store {
+                dir: data_dir.join("artifacts").display().to_string(),
+                why: e.to_string(),
+            })?;
+    serve_with(listen, store, Some(artifacts), cfg, |addr| {
+        eprintln!("auspex: listening on http://{addr}")
+    })
+    .await
 }
 
 /// Serves with any store. `ready(addr)` is called once the socket is bound.
-pub async fn serve_with<S: Store>(
+pub async fn serve_with<S: MlflowStore>(
     listen: &str,
     store: S,
+    artifacts: Option<artifacts::Artifacts>,
     cfg: Config,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
@@ -83,6 +96,7 @@ pub async fn serve_with<S: Store>(
     let app = Arc::new(App {
         engine,
         store,
+        artifacts,
         inflight: Semaphore::new(cfg.limits.max_inflight_writes),
         cfg,
         paused_until: AtomicI64::new(0),
@@ -122,7 +136,7 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-async fn snapshot_loop<S: Store>(app: Arc<App<S>>) {
+async fn snapshot_loop<S: MlflowStore>(app: Arc<App<S>>) {
     let mut tick = tokio::time::interval(app.cfg.series.snapshot_interval);
     tick.tick().await;
     loop {
@@ -132,7 +146,7 @@ async fn snapshot_loop<S: Store>(app: Arc<App<S>>) {
 }
 
 /// Writes pending signals, the changed series, and applies retention.
-pub async fn snapshot_once<S: Store>(app: &App<S>) {
+pub async fn snapshot_once<S: MlflowStore>(app: &App<S>) {
     let m = &app.engine.metrics;
     let pending: Vec<_> =
         app.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();

@@ -10,8 +10,11 @@ use auspex_core::{Labels, SeriesId, Signal, TimestampMs};
 
 pub mod conformance;
 pub mod sqlite;
+mod sqlite_tracking;
+pub mod tracking;
 
 pub use sqlite::SqliteStore;
+pub use tracking::{RegistryStore, TrackingStore, ViewType};
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +22,15 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Db(String),
+    /// The record does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A record with that key exists.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request is not valid for the stored state.
+    #[error("{0}")]
+    Invalid(String),
     /// A stored record could not be read back.
     #[error("corrupt record {id}: {why}")]
     Corrupt {

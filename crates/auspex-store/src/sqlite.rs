@@ -15,14 +15,17 @@ use crate::{SeriesRecord, Store, StoreError};
 /// A SQLite-backed [`Store`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
+    /// Tracking writes take this first: one writer at a time, so a deferred transaction never
+    /// has to upgrade to a write lock another connection holds ("database is locked").
+    pub(crate) write: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
-fn db(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn db(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(e.to_string())
 }
 
-fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -58,7 +61,7 @@ impl SqliteStore {
         let pool =
             SqlitePoolOptions::new().max_connections(max).connect_with(opts).await.map_err(db)?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(db)?;
-        Ok(Self { pool })
+        Ok(Self { pool, write: std::sync::Arc::default() })
     }
 }
 

@@ -1,0 +1,245 @@
+//! The MLflow artifact proxy, `/api/2.0/mlflow-artifacts/artifacts/...`, over `object_store`
+//! (local files under `<data-dir>/artifacts` by default). Uploads and downloads are streamed:
+//! memory per transfer is one chunk, whatever the file size.
+//!
+//! Paths are checked before any IO: no `..`, no absolute paths, no backslashes, no empty
+//! segments; and on the local store no path component may be a symlink (so a link planted
+//! in the tree cannot lead outside it).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use serde_json::json;
+
+use crate::http::App;
+use crate::mlflow::{ApiError, MlflowStore};
+
+/// Where artifacts live.
+#[derive(Debug, Clone)]
+pub struct Artifacts {
+    store: Arc<dyn ObjectStore>,
+    /// The local root, for the symlink check (None for remote stores).
+    local_root: Option<PathBuf>,
+    /// Largest upload.
+    pub max_bytes: u64,
+}
+
+impl Artifacts {
+    /// Local files under `root`.
+    pub fn local(root: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&root)?;
+        let root = root.canonicalize()?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(&root)
+            .map_err(std::io::Error::other)?;
+        Ok(Self { store: Arc::new(fs), local_root: Some(root), max_bytes })
+    }
+
+    /// Validates a relative artifact path and returns its object-store path.
+    pub fn path(&self, raw: &str) -> Result<ObjPath, ApiError> {
+        let p = raw.trim_end_matches('/');
+        if p.starts_with('/') || p.contains('\\') || p.contains('\0') {
+            return Err(ApiError::invalid(format!("Invalid path {raw:?}: must be relative")));
+        }
+        if p.split('/').any(|s| s == ".." || s == ".") {
+            return Err(ApiError::invalid(format!("Invalid path {raw:?}: '..' is not allowed")));
+        }
+        if !p.is_empty() && p.split('/').any(str::is_empty) {
+            return Err(ApiError::invalid(format!("Invalid path {raw:?}: empty segment")));
+        }
+        if let Some(root) = &self.local_root {
+            let mut cur = root.clone();
+            for seg in p.split('/').filter(|s| !s.is_empty()) {
+                cur.push(seg);
+                match std::fs::symlink_metadata(&cur) {
+                    Ok(m) if m.file_type().is_symlink() => {
+                        return Err(ApiError::forbidden(format!(
+                            "Invalid path {raw:?}: it goes through a symbolic link"
+                        )));
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        ObjPath::parse(p).map_err(|e| ApiError::invalid(format!("Invalid path {raw:?}: {e}")))
+    }
+}
+
+fn artifacts<S>(app: &App<S>) -> Result<&Artifacts, ApiError> {
+    app.artifacts.as_ref().ok_or_else(|| ApiError::not_found("artifact serving is not enabled"))
+}
+
+/// `PUT .../artifacts/{*path}`: streams the body to the store (413 over the limit).
+pub async fn put<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Path(path): Path<String>,
+    body: Body,
+) -> Response {
+    match put_inner(&app, &path, body).await {
+        Ok(()) => axum::Json(json!({})).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn put_inner<S>(app: &App<S>, raw: &str, body: Body) -> Result<(), ApiError> {
+    let a = artifacts(app)?;
+    let path = a.path(raw)?;
+    if path.as_ref().is_empty() {
+        return Err(ApiError::invalid("an upload needs a file path"));
+    }
+    let io = |e: object_store::Error| ApiError::invalid(format!("artifact store: {e}"));
+    let upload = a.store.put_multipart(&path).await.map_err(io)?;
+    let mut w = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+    let mut stream = body.into_data_stream();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = w.abort().await;
+                return Err(ApiError::invalid(format!("reading the upload: {e}")));
+            }
+        };
+        total += chunk.len() as u64;
+        if total > a.max_bytes {
+            let _ = w.abort().await;
+            return Err(ApiError::too_large(format!(
+                "artifact larger than the limit of {} bytes (mlflow.max_artifact_bytes)",
+                a.max_bytes
+            )));
+        }
+        // Bounded buffering: wait when too many parts are in flight.
+        w.wait_for_capacity(2).await.map_err(io)?;
+        w.write(&chunk);
+    }
+    if total == 0 {
+        // An empty file: multipart needs at least one part on some stores.
+        let _ = w.abort().await;
+        a.store.put(&path, PutPayload::new()).await.map_err(io)?;
+        return Ok(());
+    }
+    w.finish().await.map_err(io)?;
+    Ok(())
+}
+
+/// `GET .../artifacts/{*path}`: streams the file.
+pub async fn get<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Path(path): Path<String>,
+) -> Response {
+    let res = async {
+        let a = artifacts(&app)?;
+        let p = a.path(&path)?;
+        let r = a.store.get(&p).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => {
+                ApiError::not_found(format!("Artifact {path:?} does not exist"))
+            }
+            e => ApiError::invalid(format!("artifact store: {e}")),
+        })?;
+        let len = r.meta.size;
+        let body = Body::from_stream(r.into_stream());
+        Ok::<_, ApiError>(
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::CONTENT_LENGTH, len.to_string()),
+                ],
+                body,
+            )
+                .into_response(),
+        )
+    }
+    .await;
+    res.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `DELETE .../artifacts/{*path}`: a file, or everything under a folder.
+pub async fn delete<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Path(path): Path<String>,
+) -> Response {
+    let res = async {
+        let a = artifacts(&app)?;
+        let p = a.path(&path)?;
+        let io = |e: object_store::Error| ApiError::invalid(format!("artifact store: {e}"));
+        let mut listed = a.store.list(Some(&p));
+        let mut n = 0;
+        while let Some(m) = listed.next().await {
+            a.store.delete(&m.map_err(io)?.location).await.map_err(io)?;
+            n += 1;
+        }
+        if n == 0 {
+            match a.store.delete(&p).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Ok::<_, ApiError>(axum::Json(json!({})).into_response())
+    }
+    .await;
+    res.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET .../artifacts?path=P`: the entries directly under P, named relative to it.
+pub async fn list<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let res = async {
+        let a = artifacts(&app)?;
+        let raw = q
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("path="))
+            .map(percent_decode)
+            .unwrap_or_default();
+        let p = a.path(&raw)?;
+        let io = |e: object_store::Error| ApiError::invalid(format!("artifact store: {e}"));
+        let prefix = (!p.as_ref().is_empty()).then_some(&p);
+        let l = a.store.list_with_delimiter(prefix).await.map_err(io)?;
+        let mut files: Vec<serde_json::Value> = Vec::new();
+        for d in &l.common_prefixes {
+            if let Some(name) = d.filename() {
+                files.push(json!({"path": name, "is_dir": true}));
+            }
+        }
+        for o in &l.objects {
+            if let Some(name) = o.location.filename() {
+                files.push(json!({"path": name, "is_dir": false, "file_size": o.size}));
+            }
+        }
+        files.sort_by(|x, y| x["path"].as_str().cmp(&y["path"].as_str()));
+        let body = if files.is_empty() { json!({}) } else { json!({ "files": files }) };
+        Ok::<_, ApiError>(axum::Json(body).into_response())
+    }
+    .await;
+    res.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(x);
+            i += 3;
+            continue;
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
