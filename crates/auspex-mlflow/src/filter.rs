@@ -272,7 +272,9 @@ impl Filter {
             let ident = match toks.get(i) {
                 Some(Tok::Word(w) | Tok::Quoted(w)) => w.clone(),
                 t => {
-                    return err(format!("expected an identifier such as metrics.loss, found {t:?}"));
+                    return err(format!(
+                        "expected an identifier such as metrics.loss, found {t:?}"
+                    ));
                 }
             };
             let f = field(&ident)?;

@@ -347,15 +347,8 @@ async fn route<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req) ->
             let view = ViewType::parse(r.opt_str("view_type").as_deref())
                 .ok_or_else(|| ApiError::invalid("invalid view_type"))?;
             let mut exps = s.list_experiments(view).await?;
-            if let Some(f) = r.opt_str("filter").filter(|f| !f.trim().is_empty()) {
-                let (k, op, v) = simple_clause(&f)?;
-                exps.retain(|e| match k.as_str() {
-                    "name" | "attribute.name" | "attributes.name" => str_op(&e.name, &op, &v),
-                    _ => e.tags.iter().any(|t| {
-                        k.strip_prefix("tags.") == Some(t.key.as_str()) && str_op(&t.value, &op, &v)
-                    }),
-                });
-            }
+            let cl = clauses(r)?;
+            exps.retain(|e| kv_match(&cl, &e.tags, |k| (k == "name").then(|| e.name.clone())));
             exps.reverse(); // newest first, as MLflow orders by last update
             let (page, next) = paginate(exps, r)?;
             let mut out = json!({ "experiments": page });
@@ -565,6 +558,16 @@ async fn route<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req) ->
         }
         ("runs/search", _, true) => search_runs(app, r).await,
         ("logged-models/search", _, true) => logged_models_search(app, r).await,
+        ("logged-models", _, true) => logged_model_create(app, r).await,
+        ("runs/outputs", _, true) => {
+            // Which logged models a run produced: kept as a run tag (JSON), as MLflow shows them.
+            let id = r.run_id()?;
+            let models = r.v.get("models").cloned().unwrap_or(Value::Null);
+            let tag = Tag { key: "mlflow.loggedModels".into(), value: models.to_string() };
+            s.log_batch(&id, &[], &[], &[tag]).await?;
+            Ok(json!({}))
+        }
+        (p, _, _) if p.starts_with("logged-models/") => logged_model(app, m, p, r).await,
         _ => registry(app, m, path, r).await,
     }
 }
@@ -599,6 +602,32 @@ fn paginate<T>(items: Vec<T>, r: &Req) -> Result<(Vec<T>, Option<String>), ApiEr
     let end = (offset + max as usize).min(total);
     let page: Vec<T> = items.into_iter().skip(offset).take(max as usize).collect();
     Ok((page, (end < total).then(|| end.to_string())))
+}
+
+/// The `AND`-joined `key op 'value'` clauses of a request's `filter`.
+fn clauses(r: &Req) -> Result<Vec<(String, String, String)>, ApiError> {
+    let f = r.opt_str("filter").unwrap_or_default();
+    split_and(&f).iter().map(|c| simple_clause(c)).collect()
+}
+
+/// True when every clause holds: `tags.K` looks in `tags` (a missing tag is `!=` anything,
+/// as MLflow treats it), other keys go to `attr` (an unknown key never matches).
+fn kv_match(
+    cl: &[(String, String, String)],
+    tags: &[Tag],
+    attr: impl Fn(&str) -> Option<String>,
+) -> bool {
+    cl.iter().all(|(k, op, v)| {
+        let k = k.trim_start_matches("attributes.").trim_start_matches("attribute.");
+        if let Some(tk) = k.strip_prefix("tags.").or_else(|| k.strip_prefix("tag.")) {
+            let tk = tk.trim_matches(|c| c == '`' || c == '"');
+            return match tags.iter().find(|t| t.key == tk) {
+                Some(t) => str_op(&t.value, op, v),
+                None => op == "!=",
+            };
+        }
+        attr(k).is_some_and(|x| str_op(&x, op, v))
+    })
 }
 
 /// `key op 'value'` for experiment and model searches (name and tags).
@@ -714,15 +743,8 @@ async fn registry<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req)
         }
         "registered-models/search" if get || post => {
             let mut models = s.list_registered_models().await?;
-            if let Some(f) = r.opt_str("filter").filter(|f| !f.trim().is_empty()) {
-                let (k, op, v) = simple_clause(&f)?;
-                models.retain(|m| match k.as_str() {
-                    "name" => str_op(&m.name, &op, &v),
-                    _ => m.tags.iter().any(|t| {
-                        k.strip_prefix("tags.") == Some(t.key.as_str()) && str_op(&t.value, &op, &v)
-                    }),
-                });
-            }
+            let cl = clauses(r)?;
+            models.retain(|m| kv_match(&cl, &m.tags, |k| (k == "name").then(|| m.name.clone())));
             let (page, next) = paginate(models, r)?;
             let mut out = json!({ "registered_models": page });
             if let Some(t) = next {
@@ -834,26 +856,20 @@ async fn registry<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req)
             Ok(json!({}))
         }
         "model-versions/search" if get || post => {
-            let f = r.opt_str("filter").unwrap_or_default();
-            let mut versions = if f.trim().is_empty() {
-                s.list_model_versions(None).await?
-            } else {
-                let (k, op, v) = simple_clause(&f)?;
-                let mut all = if k == "name" && op == "=" {
-                    s.list_model_versions(Some(&v)).await?
-                } else {
-                    s.list_model_versions(None).await?
-                };
-                all.retain(|mv| match k.as_str() {
-                    "name" => str_op(&mv.name, &op, &v),
-                    "run_id" => str_op(&mv.run_id, &op, &v),
-                    "source_path" | "source" => str_op(&mv.source, &op, &v),
-                    _ => mv.tags.iter().any(|t| {
-                        k.strip_prefix("tags.") == Some(t.key.as_str()) && str_op(&t.value, &op, &v)
-                    }),
-                });
-                all
-            };
+            let cl = clauses(r)?;
+            let by_name =
+                cl.iter().find(|(k, op, _)| k == "name" && op == "=").map(|c| c.2.clone());
+            let mut versions = s.list_model_versions(by_name.as_deref()).await?;
+            versions.retain(|mv| {
+                kv_match(&cl, &mv.tags, |k| match k {
+                    "name" => Some(mv.name.clone()),
+                    "run_id" => Some(mv.run_id.clone()),
+                    "source_path" | "source" => Some(mv.source.clone()),
+                    "version_number" | "version" => Some(mv.version.clone()),
+                    "current_stage" => Some(mv.current_stage.clone()),
+                    _ => None,
+                })
+            });
             versions.sort_by(|a, b| {
                 a.name.cmp(&b.name).then(
                     b.version
@@ -971,6 +987,156 @@ async fn lineage_of<S: MlflowStore>(
     ))
 }
 
-async fn logged_models_search<S: MlflowStore>(_app: &App<S>, _r: &Req) -> Res {
-    Ok(json!({}))
+fn parse_model(json: &str) -> Result<Value, ApiError> {
+    serde_json::from_str(json)
+        .map_err(|e| ApiError::invalid(format!("stored logged model is corrupt: {e}")))
+}
+
+/// `POST logged-models`: a new MLflow 3 logged model, `PENDING` until finalized.
+async fn logged_model_create<S: MlflowStore>(app: &App<S>, r: &Req) -> Res {
+    let exp = r.str("experiment_id")?;
+    let e = app
+        .store
+        .get_experiment(&exp)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No Experiment with id={exp} exists")))?;
+    let id = format!("m-{}", new_run_id());
+    let now = now_ms();
+    let mut info = json!({
+        "model_id": id,
+        "experiment_id": e.experiment_id,
+        "name": r.opt_str("name").filter(|n| !n.is_empty()).unwrap_or_else(|| id.clone()),
+        "creation_timestamp_ms": now,
+        "last_updated_timestamp_ms": now,
+        "artifact_uri": format!("{}/models/{id}/artifacts", e.artifact_location.trim_end_matches('/')),
+        "status": "LOGGED_MODEL_PENDING",
+        "tags": r.v.get("tags").cloned().unwrap_or(json!([])),
+    });
+    for k in ["model_type", "source_run_id"] {
+        if let Some(v) = r.opt_str(k).filter(|v| !v.is_empty()) {
+            info[k] = json!(v);
+        }
+    }
+    let model =
+        json!({"info": info, "data": {"params": r.v.get("params").cloned().unwrap_or(json!([]))}});
+    app.store.put_logged_model(&id, &e.experiment_id, &model.to_string()).await?;
+    Ok(json!({ "model": model }))
+}
+
+/// `GET|PATCH|DELETE logged-models/{id}`, `PATCH|DELETE logged-models/{id}/tags[/{key}]`,
+/// `POST logged-models/{id}/params`.
+async fn logged_model<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req) -> Res {
+    let rest = path.trim_start_matches("logged-models/");
+    let mut parts = rest.splitn(3, '/');
+    let id = parts.next().unwrap_or_default().to_string();
+    let sub = parts.next();
+    let key = parts.next();
+    let stored = app.store.get_logged_model(&id).await?;
+    let Some(stored) = stored else {
+        return Err(ApiError::not_found(format!("Logged model with ID '{id}' not found.")));
+    };
+    let mut model = parse_model(&stored)?;
+    let exp = model["info"]["experiment_id"].as_str().unwrap_or("0").to_string();
+    let merge = |list: &mut Value, new: Vec<Tag>| {
+        let mut cur: Vec<Tag> = serde_json::from_value(list.take()).unwrap_or_default();
+        for t in new {
+            cur.retain(|c| c.key != t.key);
+            cur.push(t);
+        }
+        *list = serde_json::to_value(cur).unwrap_or(json!([]));
+    };
+    match (m.as_str(), sub) {
+        ("GET", None) => return Ok(json!({ "model": model })),
+        ("DELETE", None) => {
+            app.store.delete_logged_model(&id).await?;
+            return Ok(json!({}));
+        }
+        ("PATCH", None) => {
+            let status = r.str("status")?;
+            if !matches!(
+                status.as_str(),
+                "LOGGED_MODEL_READY" | "LOGGED_MODEL_UPLOAD_FAILED" | "LOGGED_MODEL_PENDING"
+            ) {
+                return Err(ApiError::invalid(format!("invalid logged model status {status:?}")));
+            }
+            model["info"]["status"] = json!(status);
+        }
+        ("PATCH", Some("tags")) => merge(&mut model["info"]["tags"], r.list("tags")?),
+        ("DELETE", Some("tags")) => {
+            let key = key.map(str::to_string).or_else(|| r.opt_str("tag_key")).unwrap_or_default();
+            let mut cur: Vec<Tag> =
+                serde_json::from_value(model["info"]["tags"].take()).unwrap_or_default();
+            cur.retain(|c| c.key != key);
+            model["info"]["tags"] = serde_json::to_value(cur).unwrap_or(json!([]));
+        }
+        ("POST", Some("params")) => merge(&mut model["data"]["params"], r.list("params")?),
+        _ => return Err(ApiError::no_endpoint(m, path)),
+    }
+    model["info"]["last_updated_timestamp_ms"] = json!(now_ms());
+    app.store.put_logged_model(&id, &exp, &model.to_string()).await?;
+    Ok(json!({ "model": model }))
+}
+
+/// `POST logged-models/search`: by experiment, with `name = '...'`/`source_run_id = '...'`
+/// style filters.
+async fn logged_models_search<S: MlflowStore>(app: &App<S>, r: &Req) -> Res {
+    let exps = r.strings("experiment_ids");
+    let mut models: Vec<Value> = Vec::new();
+    for j in app.store.list_logged_models(&exps).await? {
+        models.push(parse_model(&j)?);
+    }
+    if let Some(f) = r.opt_str("filter").filter(|f| !f.trim().is_empty()) {
+        let mut clauses = Vec::new();
+        for c in split_and(&f) {
+            clauses.push(simple_clause(&c)?);
+        }
+        models.retain(|mdl| {
+            clauses.iter().all(|(k, op, v)| {
+                let k = k.trim_start_matches("attributes.").trim_start_matches("attribute.");
+                let x = match k {
+                    "model_id" | "name" | "status" | "model_type" | "source_run_id" => {
+                        mdl["info"][k].as_str().unwrap_or("").to_string()
+                    }
+                    _ => return false,
+                };
+                str_op(&x, op, v)
+            })
+        });
+    }
+    models.reverse(); // newest first
+    let (page, next) = paginate(models, r)?;
+    let mut out = json!({ "models": page });
+    if let Some(t) = next {
+        out["next_page_token"] = json!(t);
+    }
+    Ok(out)
+}
+
+/// Splits a filter on ` AND ` outside quotes.
+fn split_and(f: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let words: Vec<&str> = f.split(' ').collect();
+    for w in words {
+        for c in w.chars() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                None if c == '\'' || c == '"' => quote = Some(c),
+                _ => {}
+            }
+        }
+        if quote.is_none() && w.eq_ignore_ascii_case("and") {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(w);
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
 }

@@ -122,3 +122,11 @@ CREATE TABLE registry_audit (
     at_ms   INTEGER NOT NULL
 );
 CREATE INDEX registry_audit_name ON registry_audit (name, version);
+
+-- MLflow 3 logged models, kept as their JSON form.
+CREATE TABLE logged_models (
+    model_id      TEXT PRIMARY KEY,
+    experiment_id INTEGER NOT NULL,
+    json          TEXT NOT NULL
+);
+CREATE INDEX logged_models_experiment ON logged_models (experiment_id);

@@ -11,7 +11,10 @@
 
 use auspex_core::{Explanation, Labels, SeriesId, Signal, SignalKind};
 
-use crate::{SeriesRecord, Store};
+use auspex_mlflow::{Metric, RunInfo, Tag};
+
+use crate::tracking::{NewModelVersion, RunUpdate};
+use crate::{RegistryStore, SeriesRecord, Store, StoreError, TrackingStore, ViewType};
 
 fn signal(name: &str, start: i64, score: f64) -> Signal {
     let labels = Labels::from_pairs([("__name__", name), ("job", "t")]).unwrap_or_default();
@@ -121,6 +124,144 @@ pub async fn bulk_writes<S: Store>(s: S) {
 
 /// Instantiates the conformance suite for a backend: `store_conformance_tests!(name, expr)`,
 /// where `expr` (evaluated inside an async test) yields a fresh, empty store.
+fn run_info(id: &str, exp: &str, start: i64) -> RunInfo {
+    RunInfo {
+        run_id: id.into(),
+        run_uuid: id.into(),
+        run_name: format!("name-{id}"),
+        experiment_id: exp.into(),
+        user_id: "alice".into(),
+        status: "RUNNING".into(),
+        start_time: start,
+        end_time: None,
+        artifact_uri: format!("mlflow-artifacts:/{exp}/{id}/artifacts"),
+        lifecycle_stage: "active".into(),
+    }
+}
+
+fn metric(key: &str, value: f64, step: i64, ts: i64) -> Metric {
+    Metric { key: key.into(), value, step, timestamp: ts }
+}
+
+/// Experiments, runs, params (immutable), metrics (history and latest), tags, lifecycle.
+pub async fn tracking_round_trip<S: TrackingStore>(s: S) {
+    let d = s.get_experiment("0").await.unwrap().unwrap();
+    assert_eq!(d.name, "Default", "experiment 0 exists from the start");
+    let id = s.create_experiment("e1", None, "mlflow-artifacts:", &[]).await.unwrap();
+    assert!(matches!(
+        s.create_experiment("e1", None, "mlflow-artifacts:", &[]).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(s.get_experiment_by_name("e1").await.unwrap().unwrap().experiment_id, id);
+    assert_eq!(
+        s.get_experiment(&id).await.unwrap().unwrap().artifact_location,
+        format!("mlflow-artifacts:/{id}")
+    );
+    s.create_run(&run_info("r1", &id, 10), &[Tag { key: "t".into(), value: "v".into() }])
+        .await
+        .unwrap();
+    s.create_run(&run_info("r2", &id, 20), &[]).await.unwrap();
+    s.log_batch(
+        "r1",
+        &[
+            metric("loss", 3.0, 0, 1),
+            metric("loss", 1.0, 2, 2),
+            metric("loss", 2.0, 1, 3),
+            metric("nan", f64::NAN, 0, 1),
+        ],
+        &[Tag { key: "lr".into(), value: "0.1".into() }],
+        &[],
+    )
+    .await
+    .unwrap();
+    // The same param value again is fine; another value is refused and nothing is written.
+    s.log_batch("r1", &[], &[Tag { key: "lr".into(), value: "0.1".into() }], &[]).await.unwrap();
+    let bad = s
+        .log_batch(
+            "r1",
+            &[metric("other", 1.0, 0, 0)],
+            &[Tag { key: "lr".into(), value: "0.2".into() }],
+            &[],
+        )
+        .await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))));
+    let r = s.get_run("r1").await.unwrap().unwrap();
+    assert_eq!(r.metric("loss"), Some(1.0), "latest = highest step");
+    assert!(r.metric("nan").unwrap().is_nan(), "NaN survives");
+    assert_eq!(r.metric("other"), None, "a refused batch writes nothing");
+    assert_eq!(r.param("lr"), Some("0.1"));
+    assert_eq!(r.tag("t"), Some("v"));
+    let h = s.metric_history("r1", "loss").await.unwrap();
+    assert_eq!(h.iter().map(|m| m.step).collect::<Vec<_>>(), [0, 1, 2]);
+    let info = s
+        .update_run(
+            "r1",
+            &RunUpdate { status: Some("FINISHED".into()), end_time: Some(99), run_name: None },
+        )
+        .await
+        .unwrap();
+    assert_eq!((info.status.as_str(), info.end_time), ("FINISHED", Some(99)));
+    s.set_run_lifecycle("r2", "deleted").await.unwrap();
+    let active = s.list_runs(std::slice::from_ref(&id), ViewType::ActiveOnly).await.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].param("lr"), Some("0.1"), "listed runs carry their data");
+    assert_eq!(s.list_runs(&[id], ViewType::All).await.unwrap().len(), 2);
+    assert!(matches!(s.get_run("nope").await, Ok(None)));
+    assert!(matches!(s.metric_history("nope", "x").await, Err(StoreError::NotFound(_))));
+}
+
+/// Versions are numbered per model, aliases move, stages archive, and all of it is audited.
+pub async fn registry_round_trip<S: RegistryStore>(s: S) {
+    s.create_registered_model("m", "desc", &[]).await.unwrap();
+    assert!(matches!(
+        s.create_registered_model("m", "", &[]).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let nv = |src: &str| NewModelVersion {
+        name: "m".into(),
+        source: src.into(),
+        run_id: "r1".into(),
+        user_id: "alice".into(),
+        lineage: "{}".into(),
+        ..NewModelVersion::default()
+    };
+    let v1 = s.create_model_version(&nv("s1")).await.unwrap();
+    let v2 = s.create_model_version(&nv("s2")).await.unwrap();
+    assert_eq!((v1.version.as_str(), v2.version.as_str(), v1.status.as_str()), ("1", "2", "READY"));
+    s.set_alias("m", "champion", Some(1), "bob").await.unwrap();
+    s.set_alias("m", "champion", Some(2), "carol").await.unwrap();
+    assert_eq!(s.get_by_alias("m", "champion").await.unwrap().unwrap().version, "2");
+    assert!(matches!(s.set_alias("m", "x", Some(9), "bob").await, Err(StoreError::NotFound(_))));
+    s.transition_stage("m", 1, "Production", false, "bob").await.unwrap();
+    s.transition_stage("m", 2, "Production", true, "carol").await.unwrap();
+    assert_eq!(s.get_model_version("m", 1).await.unwrap().unwrap().current_stage, "Archived");
+    let rm = s.get_registered_model("m").await.unwrap().unwrap();
+    assert_eq!(rm.aliases.len(), 1);
+    let trail = s.audit("m", None).await.unwrap();
+    let actions: Vec<_> = trail.iter().map(|a| (a.action.as_str(), a.who.as_str())).collect();
+    assert_eq!(
+        actions,
+        [
+            ("register", "alice"),
+            ("register", "alice"),
+            ("set_alias", "bob"),
+            ("set_alias", "carol"),
+            ("transition_stage", "bob"),
+            ("transition_stage", "carol"),
+            ("transition_stage", "carol"),
+        ]
+    );
+    assert_eq!(trail[3].from.as_deref(), Some("champion=1"));
+    assert_eq!(trail[3].to.as_deref(), Some("champion=2"));
+    s.delete_model_version("m", 2).await.unwrap();
+    assert!(
+        s.get_by_alias("m", "champion").await.unwrap().is_none(),
+        "alias goes with its version"
+    );
+    s.delete_registered_model("m").await.unwrap();
+    assert!(s.get_registered_model("m").await.unwrap().is_none());
+}
+
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($name:ident, $make:expr) => {
@@ -143,6 +284,14 @@ macro_rules! store_conformance_tests {
             #[tokio::test]
             async fn bulk_writes() {
                 $crate::conformance::bulk_writes($make).await;
+            }
+            #[tokio::test]
+            async fn tracking_round_trip() {
+                $crate::conformance::tracking_round_trip($make).await;
+            }
+            #[tokio::test]
+            async fn registry_round_trip() {
+                $crate::conformance::registry_round_trip($make).await;
             }
         }
     };

@@ -691,6 +691,63 @@ impl TrackingStore for SqliteStore {
         .collect())
     }
 
+    async fn put_logged_model(
+        &self,
+        model_id: &str,
+        experiment_id: &str,
+        json: &str,
+    ) -> Result<(), StoreError> {
+        let n = exp_id(experiment_id)?;
+        let _w = self.write.lock().await;
+        sqlx::query("INSERT OR REPLACE INTO logged_models (model_id, experiment_id, json) VALUES (?1, ?2, ?3)")
+            .bind(model_id)
+            .bind(n)
+            .bind(json)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn get_logged_model(&self, model_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT json FROM logged_models WHERE model_id = ?1")
+            .bind(model_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .map(|r| r.get(0)))
+    }
+
+    async fn list_logged_models(
+        &self,
+        experiment_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<i64> = experiment_ids.iter().filter_map(|s| s.parse().ok()).collect();
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        Ok(sqlx::query(AssertSqlSafe(format!(
+            "SELECT json FROM logged_models WHERE experiment_id IN ({list}) ORDER BY rowid"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+    }
+
+    async fn delete_logged_model(&self, model_id: &str) -> Result<(), StoreError> {
+        let _w = self.write.lock().await;
+        let r = sqlx::query("DELETE FROM logged_models WHERE model_id = ?1")
+            .bind(model_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if r.rows_affected() == 0 {
+            return Err(not_found(format!("Logged model with ID '{model_id}' not found.")));
+        }
+        Ok(())
+    }
+
     async fn list_runs(
         &self,
         experiment_ids: &[String],

@@ -177,6 +177,28 @@ pub trait TrackingStore: Clone + Send + Sync + 'static {
         run_id: &str,
         key: &str,
     ) -> impl Future<Output = Result<Vec<Metric>, StoreError>> + Send;
+    /// Inserts or replaces an MLflow 3 logged model (its JSON form).
+    fn put_logged_model(
+        &self,
+        model_id: &str,
+        experiment_id: &str,
+        json: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A logged model's JSON.
+    fn get_logged_model(
+        &self,
+        model_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// The logged models of some experiments (JSON), oldest first.
+    fn list_logged_models(
+        &self,
+        experiment_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Deletes a logged model; `NotFound` if absent.
+    fn delete_logged_model(
+        &self,
+        model_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// All runs of the experiments in `view`, with their data (filtering and ordering are
     /// done by the caller with `auspex_mlflow::filter`).
     fn list_runs(
