@@ -137,6 +137,9 @@ pub async fn get<S: MlflowStore>(
     let res = async {
         let a = artifacts(&app)?;
         let p = a.path(&path)?;
+        if let Some(root) = &a.local_root {
+            return local_file(root.join(p.as_ref()), &path).await;
+        }
         let r = a.store.get(&p).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => {
                 ApiError::not_found(format!("Artifact {path:?} does not exist"))
@@ -159,6 +162,39 @@ pub async fn get<S: MlflowStore>(
     }
     .await;
     res.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Streams a local file in 1 MiB reads (object_store's local reader uses small chunks).
+async fn local_file(file: PathBuf, shown: &str) -> Result<Response, ApiError> {
+    use tokio::io::AsyncReadExt;
+    let f = match tokio::fs::File::open(&file).await {
+        Ok(f) => f,
+        Err(_) => return Err(ApiError::not_found(format!("Artifact {shown:?} does not exist"))),
+    };
+    let meta = f.metadata().await.map_err(|e| ApiError::invalid(e.to_string()))?;
+    if meta.is_dir() {
+        return Err(ApiError::invalid(format!("{shown:?} is a folder; list it instead")));
+    }
+    let stream = futures_util::stream::unfold(f, |mut f| async move {
+        let mut buf = vec![0u8; 1 << 20];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, meta.len().to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 /// `DELETE .../artifacts/{*path}`: a file, or everything under a folder.

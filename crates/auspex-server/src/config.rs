@@ -28,6 +28,9 @@
 //! [mlflow]
 //! max_artifact_bytes = 5368709120 # largest artifact upload (413 above)
 //! max_request_bytes = 33554432    # largest JSON request (413 above)
+//!
+//! [store]
+//! synchronous = "full"            # "full": fsync per commit; "normal": survives process crashes only
 //! ```
 
 use std::path::Path;
@@ -56,6 +59,24 @@ pub struct Config {
     pub metrics: MetricsCfg,
     /// The MLflow-compatible API.
     pub mlflow: MlflowCfg,
+    /// The embedded store.
+    pub store: StoreCfg,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreCfg {
+    /// `full` (default): every commit is fsynced, so an acknowledged write survives a power
+    /// loss. `normal`: no fsync per commit; survives a crash of the process, not of the
+    /// machine.
+    pub synchronous: String,
+}
+
+impl Default for StoreCfg {
+    fn default() -> Self {
+        Self { synchronous: "full".into() }
+    }
 }
 
 /// `[mlflow]`.
@@ -248,6 +269,12 @@ impl Config {
         }
         if l.max_labels == 0 || l.max_label_name_len == 0 || l.max_label_value_len == 0 {
             return bad("limits.max_labels / max_label_*_len", "must be at least 1");
+        }
+        if !matches!(self.store.synchronous.as_str(), "full" | "normal") {
+            return bad("store.synchronous", "must be \"full\" or \"normal\"");
+        }
+        if self.mlflow.max_request_bytes < 1024 {
+            return bad("mlflow.max_request_bytes", "must be at least 1024");
         }
         if !(0.0..=1.0).contains(&self.detector.sensitivity) {
             return bad("detector.sensitivity", "must be within [0, 1]");

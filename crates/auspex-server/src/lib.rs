@@ -58,9 +58,9 @@ pub enum ServeError {
 
 /// Opens the SQLite store under `data_dir` and serves until SIGINT/SIGTERM.
 pub async fn serve(listen: &str, data_dir: &Path, cfg: Config) -> Result<(), ServeError> {
-    let store = SqliteStore::open(data_dir).await.map_err(|e| ServeError::Store {
-        dir: data_dir.display().to_string(),
-        why: e.to_string(),
+    let full_sync = cfg.store.synchronous != "normal";
+    let store = SqliteStore::open_with(data_dir, full_sync).await.map_err(|e| {
+        ServeError::Store { dir: data_dir.display().to_string(), why: e.to_string() }
     })?;
     let artifacts =
         artifacts::Artifacts::local(data_dir.join("artifacts"), cfg.mlflow.max_artifact_bytes)

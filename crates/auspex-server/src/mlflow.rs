@@ -418,7 +418,16 @@ async fn route<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req) ->
                 lifecycle_stage: "active".into(),
             };
             s.create_run(&info, &tags).await?;
-            let run = s.get_run(&info.run_id).await?;
+            // What was written, as get_run would read it back (tags by key).
+            let mut tags = tags;
+            tags.reverse(); // the last of a repeated key wins, as in the store
+            tags.sort_by(|a, b| a.key.cmp(&b.key));
+            tags.dedup_by(|b, a| a.key == b.key);
+            let run = auspex_mlflow::Run {
+                info,
+                data: auspex_mlflow::RunData { tags, ..Default::default() },
+                inputs: Default::default(),
+            };
             Ok(json!({ "run": run }))
         }
         ("runs/get", true, _) => {
@@ -681,14 +690,9 @@ async fn who<S: MlflowStore>(app: &App<S>, r: &Req, run_id: Option<&str>) -> Str
         return u.clone();
     }
     if let Some(id) = run_id.filter(|i| !i.is_empty())
-        && let Ok(Some(run)) = app.store.get_run(id).await
+        && let Ok(Some(u)) = app.store.run_user(id).await
     {
-        if !run.info.user_id.is_empty() {
-            return run.info.user_id;
-        }
-        if let Some(u) = run.tag("mlflow.user") {
-            return u.to_string();
-        }
+        return u;
     }
     "anonymous".into()
 }

@@ -202,8 +202,11 @@ pub async fn tracking_round_trip<S: TrackingStore>(s: S) {
         .unwrap();
     assert_eq!((info.status.as_str(), info.end_time), ("FINISHED", Some(99)));
     s.set_run_lifecycle("r2", "deleted").await.unwrap();
+    let exact = 0.1 + 0.2; // 0.30000000000000004: needs all 17 digits
+    s.log_batch("r1", &[metric("exact", exact, 0, 0)], &[], &[]).await.unwrap();
     let active = s.list_runs(std::slice::from_ref(&id), ViewType::ActiveOnly).await.unwrap();
     assert_eq!(active.len(), 1);
+    assert_eq!(active[0].metric("exact"), Some(exact), "listed metric values are exact");
     assert_eq!(active[0].param("lr"), Some("0.1"), "listed runs carry their data");
     assert_eq!(s.list_runs(&[id], ViewType::All).await.unwrap().len(), 2);
     assert!(matches!(s.get_run("nope").await, Ok(None)));

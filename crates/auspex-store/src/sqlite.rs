@@ -39,24 +39,41 @@ fn hex(x: u64) -> String {
 impl SqliteStore {
     /// Opens (creating if needed) `dir/auspex.db` and runs the migrations.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, true).await
+    }
+
+    /// Like [`SqliteStore::open`]; `full_sync = false` commits without an fsync
+    /// (`synchronous = NORMAL`): a commit still survives a crash of the process, but a power
+    /// loss or kernel crash may lose the last commits (the database stays consistent).
+    pub async fn open_with(dir: &Path, full_sync: bool) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Db(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
         let url = format!("sqlite://{}", dir.join("auspex.db").display());
-        Self::connect(&url, 4).await
+        Self::connect(&url, 4, full_sync).await
+    }
+
+    /// The connection pool (development aids only).
+    #[doc(hidden)]
+    pub fn pool_for_tests(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// An in-memory database (for tests).
     pub async fn memory() -> Result<Self, StoreError> {
-        Self::connect("sqlite::memory:", 1).await
+        Self::connect("sqlite::memory:", 1, true).await
     }
 
-    async fn connect(url: &str, max: u32) -> Result<Self, StoreError> {
+    async fn connect(url: &str, max: u32, full_sync: bool) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(db)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(if full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool =
             SqlitePoolOptions::new().max_connections(max).connect_with(opts).await.map_err(db)?;

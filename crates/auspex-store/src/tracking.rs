@@ -138,6 +138,11 @@ pub trait TrackingStore: Clone + Send + Sync + 'static {
     /// A run with its data and inputs.
     fn get_run(&self, run_id: &str)
     -> impl Future<Output = Result<Option<Run>, StoreError>> + Send;
+    /// Who ran a run: its `user_id`, else its `mlflow.user` tag (`None` if neither, or no run).
+    fn run_user(
+        &self,
+        run_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Updates a run; returns the new info.
     fn update_run(
         &self,
