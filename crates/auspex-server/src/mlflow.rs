@@ -419,7 +419,6 @@ async fn route<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req) ->
             };
             s.create_run(&info, &tags).await?;
             // What was written, as get_run would read it back (tags by key).
-            let mut tags = tags;
             tags.reverse(); // the last of a repeated key wins, as in the store
             tags.sort_by(|a, b| a.key.cmp(&b.key));
             tags.dedup_by(|b, a| a.key == b.key);
