@@ -33,6 +33,100 @@ enum Command {
     /// Log templates: mine files offline.
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// The model registry (any MLflow-compatible server): list, show, gate-and-promote, lineage.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List registered models with their latest version and aliases.
+    List(ModelsListArgs),
+    /// Show a model's versions, stages and aliases.
+    Show(ModelsShowArgs),
+    /// Point an alias at a version if its source run passes the gates (exit 1 if not).
+    Promote(ModelsPromoteArgs),
+    /// Print a version's lineage: source run, datasets, git commit, who registered and promoted it.
+    Lineage(ModelsLineageArgs),
+}
+
+/// Where the registry is: `--server`, then `$MLFLOW_TRACKING_URI`, then `$AUSPEX_SERVER`,
+/// then the default address.
+#[derive(Debug, Args)]
+pub struct ModelsServerOpt {
+    /// Server base URL [default: $MLFLOW_TRACKING_URI, else $AUSPEX_SERVER, else http://127.0.0.1:9797].
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ModelsServerOpt {
+    /// The resolved base URL, without a trailing slash.
+    pub fn url(&self) -> String {
+        self.server
+            .clone()
+            .or_else(|| std::env::var("MLFLOW_TRACKING_URI").ok().filter(|s| s.starts_with("http")))
+            .or_else(|| std::env::var("AUSPEX_SERVER").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| format!("http://{DEFAULT_LISTEN}"))
+            .trim_end_matches('/')
+            .to_string()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsListArgs {
+    #[command(flatten)]
+    pub server: ModelsServerOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsShowArgs {
+    /// Registered model name.
+    pub name: String,
+    #[command(flatten)]
+    pub server: ModelsServerOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsLineageArgs {
+    /// Registered model name.
+    pub name: String,
+    /// Version number.
+    #[arg(value_name = "VERSION")]
+    pub model_version: String,
+    #[command(flatten)]
+    pub server: ModelsServerOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsPromoteArgs {
+    /// Registered model name.
+    pub name: String,
+    /// Version number to promote.
+    #[arg(value_name = "VERSION")]
+    pub model_version: String,
+    /// The alias to point at the version (e.g. champion).
+    #[arg(long)]
+    pub alias: String,
+    /// A gate on the version's source run, in MLflow's filter grammar
+    /// (e.g. "metrics.accuracy >= 0.9"); repeatable, all must hold.
+    #[arg(long)]
+    pub require: Vec<String>,
+    /// Also require each metric named in --require to be at least as good as on the version
+    /// that holds this alias now (e.g. champion).
+    #[arg(long)]
+    pub vs: Option<String>,
+    /// Metrics where higher is better (default: the direction of the --require comparison,
+    /// `>`/`>=` higher, `<`/`<=` lower).
+    #[arg(long, value_name = "METRIC")]
+    pub higher_is_better: Vec<String>,
+    /// Metrics where lower is better.
+    #[arg(long, value_name = "METRIC")]
+    pub lower_is_better: Vec<String>,
+    #[command(flatten)]
+    pub server: ModelsServerOpt,
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,6 +380,11 @@ impl Failure {
         Self { code: 0, err: anyhow::anyhow!("") }
     }
 
+    /// The command ran and found a failure, e.g. a gate (exit 1).
+    pub fn failed(err: impl Into<anyhow::Error>) -> Self {
+        Self { code: 1, err: err.into() }
+    }
+
     /// A usage or input error (exit 2).
     pub fn input(err: impl Into<anyhow::Error>) -> Self {
         Self { code: 2, err: err.into() }
@@ -325,6 +424,10 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::HdfsSessions(a)) => crate::logs::bench_hdfs(&a),
         Command::Signals(SignalsCommand::List(a)) => crate::client::signals(&a),
         Command::Series(SeriesCommand::List(a)) => crate::client::series(&a),
+        Command::Models(ModelsCommand::List(a)) => crate::models::list(&a),
+        Command::Models(ModelsCommand::Show(a)) => crate::models::show(&a),
+        Command::Models(ModelsCommand::Promote(a)) => crate::models::promote(&a),
+        Command::Models(ModelsCommand::Lineage(a)) => crate::models::lineage(&a),
     };
     match res {
         Ok(code) => code,
@@ -334,5 +437,14 @@ pub fn main() -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -8,6 +8,7 @@ mod client;
 mod detect;
 mod loadgen;
 mod logs;
+mod models;
 mod serve;
 
 #[global_allocator]

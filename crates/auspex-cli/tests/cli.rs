@@ -173,6 +173,19 @@ fn help_on_every_command() {
         vec!["bench", "--help"],
         vec!["bench", "nab", "--help"],
         vec!["bench", "detect", "--help"],
+        vec!["bench", "loghub", "--help"],
+        vec!["bench", "hdfs-sessions", "--help"],
+        vec!["bench", "remote-write", "--help"],
+        vec!["serve", "--help"],
+        vec!["signals", "list", "--help"],
+        vec!["series", "list", "--help"],
+        vec!["logs", "parse", "--help"],
+        vec!["logs", "templates", "--help"],
+        vec!["models", "--help"],
+        vec!["models", "list", "--help"],
+        vec!["models", "show", "--help"],
+        vec!["models", "promote", "--help"],
+        vec!["models", "lineage", "--help"],
     ] {
         let out = run(&args, None);
         assert!(out.status.success(), "{args:?}");

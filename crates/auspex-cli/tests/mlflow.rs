@@ -144,3 +144,233 @@ fn bad_input_gets_mlflow_errors() {
     let (c, v) = call(addr, "GET", "/api/3.0/mlflow/server-info", None);
     assert_eq!(c, 200, "{v}");
 }
+
+fn auspex(args: &[&str]) -> (i32, String, String) {
+    let out = output(Command::new(env!("CARGO_BIN_EXE_auspex")).args(args)).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn models_cli_gates_promotes_and_shows_lineage() {
+    let data = temp_dir("mlflow-models");
+    let (_peer, addr) = start(&data, "");
+    let api = "/api/2.0/mlflow";
+    let post = |path: &str, body: Value| {
+        let (c, v) =
+            call(addr, "POST", &format!("{api}/{path}"), Some(body.to_string().as_bytes()));
+        assert_eq!(c, 200, "{path}: {v}");
+        v
+    };
+    // Two runs: v1 (accuracy 0.91) and v2 (accuracy 0.95), with a dataset and a git commit.
+    let mut runs = Vec::new();
+    for acc in [0.91, 0.95] {
+        let r = post(
+            "runs/create",
+            json!({"experiment_id": "0", "user_id": "alice",
+            "tags": [{"key": "mlflow.source.git.commit", "value": "abc123"}]}),
+        );
+        let id = r["run"]["info"]["run_id"].as_str().unwrap().to_string();
+        post(
+            "runs/log-batch",
+            json!({"run_id": id, "metrics": [
+            {"key": "accuracy", "value": acc, "timestamp": 1, "step": 0},
+            {"key": "latency_ms", "value": 20.0, "timestamp": 1, "step": 0}]}),
+        );
+        post(
+            "runs/log-inputs",
+            json!({"run_id": id, "datasets": [{"dataset":
+            {"name": "train", "digest": "d1g3st", "source_type": "local", "source": "{}"}}]}),
+        );
+        runs.push(id);
+    }
+    for id in &runs {
+        post("model-versions/create", json!({"name": "clf", "source": "s3://m", "run_id": id}));
+    }
+    let server = format!("http://{addr}");
+    let s = server.as_str();
+    // Usage error: a gate that does not parse (exit 2).
+    let (code, _, err) = auspex(&[
+        "models",
+        "promote",
+        "clf",
+        "1",
+        "--alias",
+        "champion",
+        "--require",
+        "metrics.accuracy >= 'high'",
+        "--server",
+        s,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    // A failing gate (exit 1) says why and moves nothing.
+    let (code, _, err) = auspex(&[
+        "models",
+        "promote",
+        "clf",
+        "1",
+        "--alias",
+        "champion",
+        "--require",
+        "metrics.accuracy >= 0.93",
+        "--server",
+        s,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("metrics.accuracy = 0.91"), "{err}");
+    // Passing gates promote v1, then v2 beats the champion, then v1 cannot go back.
+    let (code, out, err) = auspex(&[
+        "models",
+        "promote",
+        "clf",
+        "1",
+        "--alias",
+        "champion",
+        "--require",
+        "metrics.accuracy >= 0.9",
+        "--server",
+        s,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = auspex(&[
+        "models",
+        "promote",
+        "clf",
+        "2",
+        "--alias",
+        "champion",
+        "--require",
+        "metrics.accuracy >= 0.9",
+        "--vs",
+        "champion",
+        "--server",
+        s,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = auspex(&[
+        "models",
+        "promote",
+        "clf",
+        "1",
+        "--alias",
+        "champion",
+        "--require",
+        "metrics.accuracy >= 0.9",
+        "--vs",
+        "champion",
+        "--server",
+        s,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("champion (v2) has 0.95"), "{err}");
+    // Lower is better, per metric: an equal latency passes.
+    let (code, _, err) = auspex(&[
+        "models",
+        "promote",
+        "clf",
+        "2",
+        "--alias",
+        "fast",
+        "--require",
+        "metrics.latency_ms <= 25",
+        "--vs",
+        "champion",
+        "--lower-is-better",
+        "latency_ms",
+        "--server",
+        s,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // Lineage: run, dataset digest, git commit, who registered, and the alias history.
+    let (code, out, err) = auspex(&["models", "lineage", "clf", "2", "--server", s]);
+    assert_eq!(code, 0, "{err}");
+    for want in
+        [runs[1].as_str(), "d1g3st", "abc123", "registered by alice", "champion=1 -> champion=2"]
+    {
+        assert!(out.contains(want), "lineage lacks {want:?}:\n{out}");
+    }
+    let (code, out, _) = auspex(&["models", "lineage", "clf", "2", "--json", "--server", s]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["lineage"]["datasets"][0]["digest"], "d1g3st");
+    // list and show.
+    let (code, out, _) = auspex(&["models", "list", "--server", s]);
+    assert!(code == 0 && out.contains("clf") && out.contains("champion=v2"), "{out}");
+    let (code, out, _) = auspex(&["models", "show", "clf", "--json", "--server", s]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["model_versions"].as_array().unwrap().len(), 2);
+    // An unknown model is an input error with the server's message.
+    let (code, _, err) = auspex(&["models", "show", "nope", "--server", s]);
+    assert!(code == 2 && err.contains("RESOURCE_DOES_NOT_EXIST"), "{err}");
+}
+
+/// Peak resident memory of a process (`VmHWM`), bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// A reader of `n` pseudo-random bytes, made on the fly (nothing held in memory).
+struct Gen {
+    left: u64,
+    x: u64,
+}
+
+impl std::io::Read for Gen {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (buf.len() as u64).min(self.left) as usize;
+        for b in &mut buf[..n] {
+            self.x ^= self.x << 13;
+            self.x ^= self.x >> 7;
+            self.x ^= self.x << 17;
+            *b = self.x as u8;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_512_mib_artifact_streams_both_ways_in_bounded_memory() {
+    let data = temp_dir("mlflow-big");
+    let (peer, addr) = start(&data, "");
+    let size: u64 = 512 << 20;
+    let before = peak_rss(peer.pid());
+    let url = format!("http://{addr}/api/2.0/mlflow-artifacts/artifacts/0/run/artifacts/big.bin");
+    let mut body = Gen { left: size, x: 0x9E37_79B9_7F4A_7C15 };
+    let r = agent().put(&url).send(ureq::SendBody::from_reader(&mut body)).unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        std::fs::metadata(data.join("artifacts/0/run/artifacts/big.bin")).unwrap().len(),
+        size
+    );
+    // Download and compare with the same generator, chunk by chunk.
+    let mut resp = agent().get(&url).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut got = resp.body_mut().with_config().limit(u64::MAX).reader();
+    let mut want = Gen { left: size, x: 0x9E37_79B9_7F4A_7C15 };
+    let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut total = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut got, &mut a).unwrap();
+        if n == 0 {
+            break;
+        }
+        std::io::Read::read_exact(&mut want, &mut b[..n]).unwrap();
+        assert_eq!(a[..n], b[..n], "bytes differ near offset {total}");
+        total += n as u64;
+    }
+    assert_eq!(total, size);
+    let grew = peak_rss(peer.pid()).saturating_sub(before);
+    assert!(grew < 64 << 20, "peak RSS grew by {} MiB for a 512 MiB round trip", grew >> 20);
+}

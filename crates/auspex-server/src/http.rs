@@ -7,6 +7,9 @@
 //! | `GET /auspex/v1/signals?since=24h&limit=1000` | signals, newest first (Signal JSON v1) |
 //! | `GET /auspex/v1/series?limit=10000` | series with their state |
 //! | `POST /auspex/v1/admin/pause-ingest?seconds=N` | shed writes (503) for N seconds |
+//! | `GET /auspex/v1/models/{name}/versions/{v}/lineage` | a model version's lineage and audit |
+//! | `/api/2.0/mlflow/...`, `/ajax-api/2.0/mlflow/...` | the MLflow REST API (`mlflow.rs`) |
+//! | `/api/2.0/mlflow-artifacts/artifacts/...` | the MLflow artifact proxy (`artifacts.rs`) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /health` | 200 when serving |
 
@@ -75,6 +78,7 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
                 .delete(artifacts::delete::<S>)
                 .layer(DefaultBodyLimit::disable()),
         )
+        .route("/auspex/v1/models/{name}/versions/{version}/lineage", get(mlflow::lineage::<S>))
         .route("/version", get(|| async { concat!(env!("CARGO_PKG_VERSION"), "\n") }))
         .route("/api/v1/write", post(write::<S>).layer(DefaultBodyLimit::max(max_body)))
         .route("/auspex/v1/signals", get(signals::<S>))

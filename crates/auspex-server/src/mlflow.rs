@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use auspex_mlflow::filter::{Filter, OrderBy, sort_runs};
+use auspex_mlflow::filter::{Field, Filter, OrderBy, sort_runs};
 use auspex_mlflow::{DatasetInput, Metric, RunInfo, Tag, canonical_stage, limits};
-use auspex_store::tracking::{NewModelVersion, RunUpdate};
+use auspex_store::tracking::{NewModelVersion, RunKeys, RunUpdate};
 use auspex_store::{RegistryStore, StoreError, TrackingStore, ViewType};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -672,10 +672,24 @@ async fn search_runs<S: MlflowStore>(app: &App<S>, r: &Req) -> Res {
         .map(|o| OrderBy::parse(o))
         .collect::<Result<_, _>>()
         .map_err(|e| ApiError::invalid(format!("Invalid order_by clause: {e}")))?;
-    let mut runs = app.store.list_runs(&exps, view).await?;
+    // Two passes: the runs with only the keys the filter and the ordering read, then the
+    // page's runs in full.
+    let mut keys = RunKeys::default();
+    let fields = filter.clauses.iter().map(|c| &c.field).chain(order.iter().map(|o| &o.field));
+    for f in fields {
+        match f {
+            Field::Metric(k) => keys.metrics.push(k.clone()),
+            Field::Param(k) => keys.params.push(k.clone()),
+            Field::Tag(k) => keys.tags.push(k.clone()),
+            Field::NumAttr(_) | Field::StrAttr(_) => {}
+        }
+    }
+    let mut runs = app.store.list_runs_keys(&exps, view, &keys).await?;
     runs.retain(|run| filter.matches(run));
     sort_runs(&mut runs, &order);
     let (page, next) = paginate(runs, r)?;
+    let ids: Vec<String> = page.into_iter().map(|r| r.info.run_id).collect();
+    let page = app.store.get_runs(&ids).await?;
     let mut out = json!({ "runs": page });
     if let Some(t) = next {
         out["next_page_token"] = json!(t);
@@ -1142,4 +1156,45 @@ fn split_and(f: &str) -> Vec<String> {
         out.push(cur);
     }
     out
+}
+
+/// `GET /auspex/v1/models/{name}/versions/{version}/lineage`: the version, the lineage recorded
+/// at registration, the source run (if it still exists) and the audit trail of the model.
+pub async fn lineage<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    let res = async {
+        let v: i64 = version.parse().map_err(|_| {
+            ApiError::invalid(format!("version must be an integer, got {version:?}"))
+        })?;
+        let s = &app.store;
+        let mv = s.get_model_version(&name, v).await?.ok_or_else(|| {
+            ApiError::not_found(format!("Model Version (name={name}, version={v}) not found"))
+        })?;
+        let lineage: Value = s
+            .lineage(&name, v)
+            .await?
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or(Value::Null);
+        let run = if mv.run_id.is_empty() { None } else { s.get_run(&mv.run_id).await? };
+        let audit: Vec<Value> = s
+            .audit(&name, None)
+            .await?
+            .into_iter()
+            .filter(|a| a.version.is_none_or(|x| x == v) || a.action.ends_with("alias"))
+            .map(|a| {
+                json!({"action": a.action, "version": a.version, "from": a.from, "to": a.to,
+                       "who": a.who, "at_ms": a.at_ms})
+            })
+            .collect();
+        Ok::<_, ApiError>(
+            axum::Json(
+                json!({"model_version": mv, "lineage": lineage, "run": run, "audit": audit}),
+            )
+            .into_response(),
+        )
+    }
+    .await;
+    res.unwrap_or_else(IntoResponse::into_response)
 }

@@ -208,6 +208,14 @@ pub async fn tracking_round_trip<S: TrackingStore>(s: S) {
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].metric("exact"), Some(exact), "listed metric values are exact");
     assert_eq!(active[0].param("lr"), Some("0.1"), "listed runs carry their data");
+    let keys = crate::tracking::RunKeys { metrics: vec!["loss".into()], ..Default::default() };
+    let slim = s.list_runs_keys(std::slice::from_ref(&id), ViewType::All, &keys).await.unwrap();
+    let r1 = slim.iter().find(|r| r.info.run_id == "r1").unwrap();
+    assert_eq!((r1.metric("loss"), r1.param("lr"), r1.metric("exact")), (Some(1.0), None, None));
+    let full = s.get_runs(&["r2".into(), "nope".into(), "r1".into()]).await.unwrap();
+    let order: Vec<_> = full.iter().map(|r| r.info.run_id.as_str()).collect();
+    assert_eq!(order, ["r2", "r1"], "get_runs keeps the order given and skips unknown ids");
+    assert_eq!(full[1].param("lr"), Some("0.1"));
     assert_eq!(s.list_runs(&[id], ViewType::All).await.unwrap().len(), 2);
     assert!(matches!(s.get_run("nope").await, Ok(None)));
     assert!(matches!(s.metric_history("nope", "x").await, Err(StoreError::NotFound(_))));

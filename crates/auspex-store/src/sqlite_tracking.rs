@@ -11,7 +11,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use crate::sqlite::{db, wall_ms};
 use crate::tracking::{
-    AuditEntry, NewModelVersion, RegistryStore, RunUpdate, TrackingStore, ViewType,
+    AuditEntry, NewModelVersion, RegistryStore, RunKeys, RunUpdate, TrackingStore, ViewType,
 };
 use crate::{SqliteStore, StoreError};
 
@@ -782,31 +782,114 @@ impl TrackingStore for SqliteStore {
         experiment_ids: &[String],
         view: ViewType,
     ) -> Result<Vec<Run>, StoreError> {
-        let ids: Vec<i64> = experiment_ids.iter().filter_map(|s| s.parse().ok()).collect();
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        self.runs_query(RunSelect::Experiments(experiment_ids, view), None).await
+    }
+
+    async fn list_runs_keys(
+        &self,
+        experiment_ids: &[String],
+        view: ViewType,
+        keys: &RunKeys,
+    ) -> Result<Vec<Run>, StoreError> {
+        self.runs_query(RunSelect::Experiments(experiment_ids, view), Some(keys)).await
+    }
+
+    async fn get_runs(&self, ids: &[String]) -> Result<Vec<Run>, StoreError> {
+        let mut found: HashMap<String, Run> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(10_000) {
+            for r in self.runs_query(RunSelect::Ids(chunk), None).await? {
+                found.insert(r.info.run_id.clone(), r);
+            }
         }
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let stage = match view {
-            ViewType::ActiveOnly => " AND r.lifecycle_stage = 'active'",
-            ViewType::DeletedOnly => " AND r.lifecycle_stage = 'deleted'",
-            ViewType::All => "",
-        };
-        // One row per run, its params, tags and latest metrics aggregated to JSON by SQLite
-        // (one pass in C instead of a row per value). Metric values travel as 17-digit text:
-        // SQLite's JSON writes reals with 15 digits, which does not round-trip an f64.
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+}
+
+/// Which runs [`SqliteStore::runs_query`] reads.
+enum RunSelect<'a> {
+    Experiments(&'a [String], ViewType),
+    Ids(&'a [String]),
+}
+
+impl SqliteStore {
+    /// Runs with their params, tags and latest metrics, aggregated to JSON by SQLite (one pass
+    /// in C instead of a row per value); with `keys`, only those keys. Metric values travel as
+    /// 17-digit text: SQLite's JSON writes reals with 15 digits, which does not round-trip.
+    async fn runs_query(
+        &self,
+        which: RunSelect<'_>,
+        keys: Option<&RunKeys>,
+    ) -> Result<Vec<Run>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time,
-                    r.end_time, r.artifact_uri, r.lifecycle_stage,
-               (SELECT json_group_array(json_array(key, value)) FROM params p WHERE p.run_id = r.run_id),
-               (SELECT json_group_array(json_array(key, value)) FROM run_tags t WHERE t.run_id = r.run_id),
-               (SELECT json_group_array(json_array(key, step, timestamp, printf('%!.17g', value), is_nan))
-                  FROM latest_metrics m WHERE m.run_id = r.run_id)
-             FROM runs r WHERE r.experiment_id IN ({list}){stage}"
-        )))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+                    r.end_time, r.artifact_uri, r.lifecycle_stage, ",
+        );
+        let sub = |q: &mut QueryBuilder<Sqlite>,
+                   expr: &str,
+                   table: &str,
+                   only: Option<&[String]>| {
+            match only {
+                Some([]) => {
+                    q.push("'[]'");
+                }
+                _ => {
+                    q.push(format!(
+                        "(SELECT json_group_array({expr}) FROM {table} x WHERE x.run_id = r.run_id"
+                    ));
+                    if let Some(keys) = only {
+                        q.push(" AND x.key IN (");
+                        let mut sep = q.separated(", ");
+                        for k in keys {
+                            sep.push_bind(k.clone());
+                        }
+                        q.push(")");
+                    }
+                    q.push(")");
+                }
+            }
+        };
+        sub(&mut q, "json_array(key, value)", "params", keys.map(|k| k.params.as_slice()));
+        q.push(", ");
+        sub(&mut q, "json_array(key, value)", "run_tags", keys.map(|k| k.tags.as_slice()));
+        q.push(", ");
+        sub(
+            &mut q,
+            "json_array(key, step, timestamp, printf('%!.17g', value), is_nan)",
+            "latest_metrics",
+            keys.map(|k| k.metrics.as_slice()),
+        );
+        q.push(" FROM runs r WHERE ");
+        match which {
+            RunSelect::Experiments(exps, view) => {
+                let ids: Vec<i64> = exps.iter().filter_map(|s| s.parse().ok()).collect();
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                q.push("r.experiment_id IN (");
+                let mut sep = q.separated(", ");
+                for id in ids {
+                    sep.push_bind(id);
+                }
+                q.push(")");
+                q.push(match view {
+                    ViewType::ActiveOnly => " AND r.lifecycle_stage = 'active'",
+                    ViewType::DeletedOnly => " AND r.lifecycle_stage = 'deleted'",
+                    ViewType::All => "",
+                });
+            }
+            RunSelect::Ids(ids) => {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                q.push("r.run_id IN (");
+                let mut sep = q.separated(", ");
+                for id in ids {
+                    sep.push_bind(id.clone());
+                }
+                q.push(")");
+            }
+        }
+        let rows = q.build().fetch_all(&self.pool).await.map_err(db)?;
         let mut runs = Vec::with_capacity(rows.len());
         for r in &rows {
             let info = info_row(r);

@@ -211,6 +211,28 @@ pub trait TrackingStore: Clone + Send + Sync + 'static {
         experiment_ids: &[String],
         view: ViewType,
     ) -> impl Future<Output = Result<Vec<Run>, StoreError>> + Send;
+    /// Like [`TrackingStore::list_runs`], but each run carries only the named metrics, params
+    /// and tags: enough to filter and sort, cheap to load. Fetch the page with `get_runs`.
+    fn list_runs_keys(
+        &self,
+        experiment_ids: &[String],
+        view: ViewType,
+        keys: &RunKeys,
+    ) -> impl Future<Output = Result<Vec<Run>, StoreError>> + Send;
+    /// Runs by id with all their data, in the order given (missing ids are left out).
+    fn get_runs(&self, ids: &[String])
+    -> impl Future<Output = Result<Vec<Run>, StoreError>> + Send;
+}
+
+/// The data keys a search needs (from its filter and `order_by`).
+#[derive(Debug, Clone, Default)]
+pub struct RunKeys {
+    /// Metric keys.
+    pub metrics: Vec<String>,
+    /// Param keys.
+    pub params: Vec<String>,
+    /// Tag keys.
+    pub tags: Vec<String>,
 }
 
 /// Registered models, versions, aliases, stages, and the audit trail.

@@ -116,6 +116,11 @@ impl Peer {
         Peer { name: name.to_string(), child, log, dir }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A scratch folder owned by this peer (removed on drop unless the test failed).
     pub fn dir(&self) -> &Path {
         &self.dir
