@@ -824,30 +824,28 @@ impl SqliteStore {
             "SELECT r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time,
                     r.end_time, r.artifact_uri, r.lifecycle_stage, ",
         );
-        let sub = |q: &mut QueryBuilder<Sqlite>,
-                   expr: &str,
-                   table: &str,
-                   only: Option<&[String]>| {
-            match only {
-                Some([]) => {
-                    q.push("'[]'");
-                }
-                _ => {
-                    q.push(format!(
+        let sub =
+            |q: &mut QueryBuilder<Sqlite>, expr: &str, table: &str, only: Option<&[String]>| {
+                match only {
+                    Some([]) => {
+                        q.push("'[]'");
+                    }
+                    _ => {
+                        q.push(format!(
                         "(SELECT json_group_array({expr}) FROM {table} x WHERE x.run_id = r.run_id"
                     ));
-                    if let Some(keys) = only {
-                        q.push(" AND x.key IN (");
-                        let mut sep = q.separated(", ");
-                        for k in keys {
-                            sep.push_bind(k.clone());
+                        if let Some(keys) = only {
+                            q.push(" AND x.key IN (");
+                            let mut sep = q.separated(", ");
+                            for k in keys {
+                                sep.push_bind(k.clone());
+                            }
+                            q.push(")");
                         }
                         q.push(")");
                     }
-                    q.push(")");
                 }
-            }
-        };
+            };
         sub(&mut q, "json_array(key, value)", "params", keys.map(|k| k.params.as_slice()));
         q.push(", ");
         sub(&mut q, "json_array(key, value)", "run_tags", keys.map(|k| k.tags.as_slice()));
