@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (Debian, root, Rust present):
 #   1. installs the real peers the tests talk to (Debian packages, a Python venv with the
-#      official mlflow client) and cargo-fuzz;
+#      official mlflow client and moto's S3-compatible server) and cargo-fuzz;
 #   2. checks formatting and lints;
 #   3. runs every test (a test whose peer is missing fails; nothing is skipped);
 #   4. builds every fuzz target and runs each for a bounded number of runs.
@@ -24,10 +24,11 @@ if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends python3-venv
 fi
-if ! .venv/bin/python -c "import mlflow, numpy, pandas, cloudpickle, sys; sys.exit(mlflow.__version__ != '3.17.2')" >/dev/null 2>&1; then
-  echo "==> creating .venv with mlflow-skinny 3.17.2"
+if ! .venv/bin/python -c "import mlflow, numpy, pandas, cloudpickle, moto, sys; sys.exit(mlflow.__version__ != '3.17.2')" >/dev/null 2>&1; then
+  echo "==> creating .venv with mlflow-skinny 3.17.2 and moto (an S3-compatible server)"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check mlflow-skinny==3.17.2 numpy pandas cloudpickle
+  .venv/bin/pip install -q --disable-pip-version-check mlflow-skinny==3.17.2 numpy pandas \
+    cloudpickle "moto[server]==5.2.5"
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "==> installing cargo-fuzz"

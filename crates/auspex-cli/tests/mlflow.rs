@@ -21,6 +21,10 @@ fn agent() -> ureq::Agent {
 }
 
 fn start(data: &Path, config: &str) -> (Peer, SocketAddr) {
+    start_env(data, config, &[])
+}
+
+fn start_env(data: &Path, config: &str, env: &[(&str, String)]) -> (Peer, SocketAddr) {
     let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     std::fs::create_dir_all(data).unwrap();
     let cfg = data.join("auspex.toml");
@@ -30,6 +34,9 @@ fn start(data: &Path, config: &str) -> (Peer, SocketAddr) {
         .arg(data)
         .arg("--config")
         .arg(&cfg);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut peer = Peer::spawn("auspex", cmd);
     peer.wait_http(addr, "/health", Duration::from_secs(30));
     (peer, addr)
@@ -373,4 +380,49 @@ fn a_512_mib_artifact_streams_both_ways_in_bounded_memory() {
     assert_eq!(total, size);
     let grew = peak_rss(peer.pid()).saturating_sub(before);
     assert!(grew < 64 << 20, "peak RSS grew by {} MiB for a 512 MiB round trip", grew >> 20);
+}
+
+#[test]
+fn artifacts_on_an_s3_compatible_store() {
+    let py = python();
+    let moto = py.with_file_name("moto_server");
+    assert!(
+        moto.exists(),
+        "{} is needed (an S3-compatible server on loopback): run `bash scripts/test.sh` or \
+         `.venv/bin/pip install 'moto[server]==5.2.5'`",
+        moto.display()
+    );
+    let s3: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut cmd = Command::new(&moto);
+    cmd.args(["-H", "127.0.0.1", "-p", &s3.port().to_string()]);
+    let mut s3peer = Peer::spawn("moto", cmd);
+    s3peer.wait_tcp(s3, Duration::from_secs(60));
+    let r = agent().put(&format!("http://{s3}/models")).send(&[][..]).unwrap();
+    assert_eq!(r.status().as_u16(), 200, "create bucket");
+    let data = temp_dir("mlflow-s3");
+    let env = [
+        ("AWS_ENDPOINT", format!("http://{s3}")),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ];
+    let (peer, addr) =
+        start_env(&data, "[mlflow]\nartifacts_destination = \"s3://models/team-a\"\n", &env);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/mlflow_client.py");
+    let out = output(Command::new(py).arg(script).arg(format!("http://{addr}"))).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("mlflow-client: ok"),
+        "client failed:\n{stdout}\n{}\nserver log:\n{}\ns3 log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        peer.log(),
+        s3peer.log()
+    );
+    // The files are in the bucket under the prefix, not on local disk.
+    let mut r =
+        agent().get(&format!("http://{s3}/models?list-type=2&prefix=team-a/")).call().unwrap();
+    let listing = r.body_mut().read_to_string().unwrap();
+    assert!(listing.contains("team-a/1/") && listing.contains("blob.bin"), "{listing}");
+    assert!(!data.join("artifacts").exists(), "nothing stored locally");
 }

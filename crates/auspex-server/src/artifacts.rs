@@ -41,6 +41,28 @@ impl Artifacts {
         Ok(Self { store: Arc::new(fs), local_root: Some(root), max_bytes })
     }
 
+    /// Any S3-compatible store at `url` (`s3://bucket/prefix`), configured from the standard
+    /// `AWS_*` environment variables.
+    pub fn s3(url: &str, max_bytes: u64) -> Result<Self, String> {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| format!("{url}: not an s3:// URL"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{url}: no bucket"));
+        }
+        let s3 = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| format!("{url}: {e}"))?;
+        let prefix = prefix.trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            let p = ObjPath::parse(prefix).map_err(|e| format!("{url}: {e}"))?;
+            Arc::new(object_store::prefix::PrefixStore::new(s3, p))
+        };
+        Ok(Self { store, local_root: None, max_bytes })
+    }
+
     /// Validates a relative artifact path and returns its object-store path.
     pub fn path(&self, raw: &str) -> Result<ObjPath, ApiError> {
         let p = raw.trim_end_matches('/');

@@ -28,6 +28,7 @@
 //! [mlflow]
 //! max_artifact_bytes = 5368709120 # largest artifact upload (413 above)
 //! max_request_bytes = 33554432    # largest JSON request (413 above)
+//! artifacts_destination = ""      # "" = <data-dir>/artifacts; or "s3://bucket/prefix" (AWS_* env)
 //!
 //! [store]
 //! synchronous = "full"            # "full": fsync per commit; "normal": survives process crashes only
@@ -87,11 +88,20 @@ pub struct MlflowCfg {
     pub max_artifact_bytes: u64,
     /// Largest JSON request body (413 above).
     pub max_request_bytes: usize,
+    /// Where artifacts are stored: empty for `<data-dir>/artifacts`, or `s3://bucket/prefix`
+    /// for any S3-compatible store (credentials, region and endpoint from the standard
+    /// `AWS_*` environment variables, e.g. `AWS_ENDPOINT=http://127.0.0.1:9000` and
+    /// `AWS_ALLOW_HTTP=true` for a local one).
+    pub artifacts_destination: String,
 }
 
 impl Default for MlflowCfg {
     fn default() -> Self {
-        Self { max_artifact_bytes: 5 << 30, max_request_bytes: 32 << 20 }
+        Self {
+            max_artifact_bytes: 5 << 30,
+            max_request_bytes: 32 << 20,
+            artifacts_destination: String::new(),
+        }
     }
 }
 
@@ -272,6 +282,13 @@ impl Config {
         }
         if !matches!(self.store.synchronous.as_str(), "full" | "normal") {
             return bad("store.synchronous", "must be \"full\" or \"normal\"");
+        }
+        let dest = &self.mlflow.artifacts_destination;
+        if !dest.is_empty() && !dest.starts_with("s3://") {
+            return bad(
+                "mlflow.artifacts_destination",
+                "must be empty (local files) or s3://bucket/prefix",
+            );
         }
         if self.mlflow.max_request_bytes < 1024 {
             return bad("mlflow.max_request_bytes", "must be at least 1024");

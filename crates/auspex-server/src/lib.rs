@@ -62,12 +62,19 @@ pub async fn serve(listen: &str, data_dir: &Path, cfg: Config) -> Result<(), Ser
     let store = SqliteStore::open_with(data_dir, full_sync).await.map_err(|e| {
         ServeError::Store { dir: data_dir.display().to_string(), why: e.to_string() }
     })?;
-    let artifacts =
-        artifacts::Artifacts::local(data_dir.join("artifacts"), cfg.mlflow.max_artifact_bytes)
-            .map_err(|e| ServeError::Store {
+    let max = cfg.mlflow.max_artifact_bytes;
+    let artifacts = if cfg.mlflow.artifacts_destination.is_empty() {
+        artifacts::Artifacts::local(data_dir.join("artifacts"), max).map_err(|e| {
+            ServeError::Store {
                 dir: data_dir.join("artifacts").display().to_string(),
                 why: e.to_string(),
-            })?;
+            }
+        })?
+    } else {
+        artifacts::Artifacts::s3(&cfg.mlflow.artifacts_destination, max).map_err(|why| {
+            ServeError::Store { dir: cfg.mlflow.artifacts_destination.clone(), why }
+        })?
+    };
     serve_with(listen, store, Some(artifacts), cfg, |addr| {
         eprintln!("auspex: listening on http://{addr}")
     })
