@@ -590,8 +590,8 @@ fn check_len(what: &str, key: &str, value: &str, max: usize) -> Result<(), ApiEr
     Ok(())
 }
 
-/// A page of `items` per `max_results` / `page_token` (an offset).
-fn paginate<T>(items: Vec<T>, r: &Req) -> Result<(Vec<T>, Option<String>), ApiError> {
+/// `max_results` and the offset in `page_token`.
+fn page_args(r: &Req) -> Result<(usize, usize), ApiError> {
     let max = r.opt_i64("max_results")?.map_or(limits::SEARCH_MAX_RESULTS_DEFAULT as i64, |m| m);
     if max <= 0 || max as usize > limits::SEARCH_MAX_RESULTS_THRESHOLD {
         return Err(ApiError::invalid(format!(
@@ -606,6 +606,13 @@ fn paginate<T>(items: Vec<T>, r: &Req) -> Result<(Vec<T>, Option<String>), ApiEr
             .map_err(|_| ApiError::invalid(format!("invalid page_token {t:?}")))?,
         None => 0,
     };
+    Ok((max as usize, offset))
+}
+
+/// A page of `items` per `max_results` / `page_token` (an offset).
+fn paginate<T>(items: Vec<T>, r: &Req) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let (max, offset) = page_args(r)?;
+    let max = max as i64;
     let total = items.len();
     let end = (offset + max as usize).min(total);
     let page: Vec<T> = items.into_iter().skip(offset).take(max as usize).collect();
@@ -672,8 +679,19 @@ async fn search_runs<S: MlflowStore>(app: &App<S>, r: &Req) -> Res {
         .map(|o| OrderBy::parse(o))
         .collect::<Result<_, _>>()
         .map_err(|e| ApiError::invalid(format!("Invalid order_by clause: {e}")))?;
-    // Two passes: the runs with only the keys the filter and the ordering read, then the
-    // page's runs in full.
+    // In the database when it can (filter, order and page in SQL); else two passes: the
+    // runs with only the keys the filter and the ordering read, then the page's runs in full.
+    let (max, offset) = page_args(r)?;
+    if let Some((ids, more)) =
+        app.store.search_run_ids(&exps, view, &filter, &order, offset, max).await?
+    {
+        let page = app.store.get_runs(&ids).await?;
+        let mut out = json!({ "runs": page });
+        if more {
+            out["next_page_token"] = json!((offset + ids.len()).to_string());
+        }
+        return Ok(out);
+    }
     let mut keys = RunKeys::default();
     let fields = filter.clauses.iter().map(|c| &c.field).chain(order.iter().map(|o| &o.field));
     for f in fields {

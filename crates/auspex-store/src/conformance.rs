@@ -221,6 +221,98 @@ pub async fn tracking_round_trip<S: TrackingStore>(s: S) {
     assert!(matches!(s.metric_history("nope", "x").await, Err(StoreError::NotFound(_))));
 }
 
+/// The database-side search agrees with `Filter::matches` and `sort_runs` (the reference).
+pub async fn search_in_the_database_agrees_with_the_filter<S: TrackingStore>(s: S) {
+    use auspex_mlflow::filter::{Filter, OrderBy, sort_runs};
+    let id = s.create_experiment("search", None, "mlflow-artifacts:", &[]).await.unwrap();
+    for i in 0..12i64 {
+        let rid = format!("r{i:02}");
+        let mut info = run_info(&rid, &id, 100 - i % 4);
+        info.status = if i % 3 == 0 { "FINISHED".into() } else { "RUNNING".into() };
+        s.create_run(&info, &[]).await.unwrap();
+        let mut metrics = vec![metric("nanny", if i % 5 == 0 { f64::NAN } else { i as f64 }, 0, 0)];
+        if i % 4 != 0 {
+            metrics.push(metric("m", (i * 7 % 10) as f64 / 10.0, 0, 0));
+        }
+        let p = ["a", "b", "c"][i as usize % 3];
+        let tags = if i % 2 == 0 {
+            vec![Tag { key: "t".into(), value: format!("x{}", i % 3) }]
+        } else {
+            vec![]
+        };
+        s.log_batch(&rid, &metrics, &[Tag { key: "p".into(), value: p.into() }], &tags)
+            .await
+            .unwrap();
+    }
+    let all = s.list_runs(std::slice::from_ref(&id), ViewType::ActiveOnly).await.unwrap();
+    for f in [
+        "",
+        "metrics.m > 0.5",
+        "metrics.m <= 0.3 and params.p = 'a'",
+        "metrics.m != 0.3",
+        "metrics.nanny != 5",
+        "metrics.nanny >= 3",
+        "params.p IN ('a', 'c')",
+        "params.p NOT IN ('a')",
+        "tags.t != 'x1'",
+        "tags.t = 'x0'",
+        "attributes.status = 'FINISHED'",
+        "attributes.start_time >= 98",
+        "attributes.run_name != 'name-r03'",
+    ] {
+        for o in [
+            vec![],
+            vec!["metrics.m DESC"],
+            vec!["params.p ASC", "metrics.m ASC"],
+            vec!["attributes.start_time ASC"],
+            vec!["tags.t DESC"],
+        ] {
+            let filter = Filter::parse(f).unwrap();
+            let order: Vec<OrderBy> = o.iter().map(|x| OrderBy::parse(x).unwrap()).collect();
+            let mut want: Vec<_> = all.iter().filter(|r| filter.matches(r)).cloned().collect();
+            sort_runs(&mut want, &order);
+            let want: Vec<String> = want.into_iter().map(|r| r.info.run_id).collect();
+            let Some((got, more)) = s
+                .search_run_ids(
+                    std::slice::from_ref(&id),
+                    ViewType::ActiveOnly,
+                    &filter,
+                    &order,
+                    0,
+                    100,
+                )
+                .await
+                .unwrap()
+            else {
+                panic!("{f}: not translated");
+            };
+            assert_eq!(got, want, "filter {f:?} order {o:?}");
+            assert!(!more);
+            // Paging: two runs from offset 1.
+            let (page, more) = s
+                .search_run_ids(
+                    std::slice::from_ref(&id),
+                    ViewType::ActiveOnly,
+                    &filter,
+                    &order,
+                    1,
+                    2,
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                page,
+                want.iter().skip(1).take(2).cloned().collect::<Vec<_>>(),
+                "page of {f:?}"
+            );
+            assert_eq!(more, want.len() > 3);
+        }
+    }
+    let like = Filter::parse("params.p LIKE 'a%'").unwrap();
+    assert!(s.search_run_ids(&[id], ViewType::All, &like, &[], 0, 10).await.unwrap().is_none());
+}
+
 /// Versions are numbered per model, aliases move, stages archive, and all of it is audited.
 pub async fn registry_round_trip<S: RegistryStore>(s: S) {
     s.create_registered_model("m", "desc", &[]).await.unwrap();
@@ -299,6 +391,10 @@ macro_rules! store_conformance_tests {
             #[tokio::test]
             async fn tracking_round_trip() {
                 $crate::conformance::tracking_round_trip($make).await;
+            }
+            #[tokio::test]
+            async fn search_in_the_database_agrees_with_the_filter() {
+                $crate::conformance::search_in_the_database_agrees_with_the_filter($make).await;
             }
             #[tokio::test]
             async fn registry_round_trip() {

@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 
+use auspex_mlflow::filter::{Clause, Field, Op, Value};
 use auspex_mlflow::{
     Alias, DatasetInput, Experiment, Metric, ModelVersion, Param, RegisteredModel, Run, RunData,
     RunInfo, RunInputs, Tag,
 };
+use auspex_mlflow::{Filter, OrderBy};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
@@ -794,6 +796,50 @@ impl TrackingStore for SqliteStore {
         self.runs_query(RunSelect::Experiments(experiment_ids, view), Some(keys)).await
     }
 
+    async fn search_run_ids(
+        &self,
+        experiment_ids: &[String],
+        view: ViewType,
+        filter: &Filter,
+        order: &[OrderBy],
+        offset: usize,
+        limit: usize,
+    ) -> Result<Option<(Vec<String>, bool)>, StoreError> {
+        if filter.clauses.iter().any(|c| matches!(c.op, Op::Like | Op::ILike)) {
+            return Ok(None);
+        }
+        let exps: Vec<i64> = experiment_ids.iter().filter_map(|s| s.parse().ok()).collect();
+        if exps.is_empty() {
+            return Ok(Some((Vec::new(), false)));
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT r.run_id FROM runs r WHERE ");
+        push_scope(&mut q, &exps, view);
+        for c in &filter.clauses {
+            q.push(" AND ");
+            if !push_clause(&mut q, c) {
+                return Ok(None);
+            }
+        }
+        q.push(" ORDER BY ");
+        for o in order {
+            let asc = if o.asc { " ASC" } else { " DESC" };
+            push_order_expr(&mut q, &o.field);
+            q.push(" IS NULL, ");
+            push_order_expr(&mut q, &o.field);
+            q.push(asc);
+            q.push(", ");
+        }
+        q.push("r.start_time DESC, r.run_id ASC LIMIT ");
+        q.push_bind((limit + 1).min(i64::MAX as usize) as i64);
+        q.push(" OFFSET ");
+        q.push_bind(offset.min(i64::MAX as usize) as i64);
+        let mut ids: Vec<String> =
+            q.build().fetch_all(&self.pool).await.map_err(db)?.iter().map(|r| r.get(0)).collect();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        Ok(Some((ids, more)))
+    }
+
     async fn get_runs(&self, ids: &[String]) -> Result<Vec<Run>, StoreError> {
         let mut found: HashMap<String, Run> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(10_000) {
@@ -802,6 +848,133 @@ impl TrackingStore for SqliteStore {
             }
         }
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+}
+
+/// `r.experiment_id IN (...)` and the lifecycle condition of `view`.
+fn push_scope(q: &mut QueryBuilder<Sqlite>, experiment_ids: &[i64], view: ViewType) {
+    q.push("r.experiment_id IN (");
+    let mut sep = q.separated(", ");
+    for id in experiment_ids {
+        sep.push_bind(*id);
+    }
+    q.push(")");
+    q.push(match view {
+        ViewType::ActiveOnly => " AND r.lifecycle_stage = 'active'",
+        ViewType::DeletedOnly => " AND r.lifecycle_stage = 'deleted'",
+        ViewType::All => "",
+    });
+}
+
+/// The column of a string attribute.
+fn str_col(k: &str) -> Option<&'static str> {
+    Some(match k {
+        "run_id" => "r.run_id",
+        "run_name" => "r.run_name",
+        "status" => "r.status",
+        "user_id" => "r.user_id",
+        "artifact_uri" => "r.artifact_uri",
+        "lifecycle_stage" => "r.lifecycle_stage",
+        _ => return None,
+    })
+}
+
+fn op_sql(op: Op) -> &'static str {
+    match op {
+        Op::Eq => " = ",
+        Op::Ne => " != ",
+        Op::Lt => " < ",
+        Op::Le => " <= ",
+        Op::Gt => " > ",
+        Op::Ge => " >= ",
+        Op::In => " IN ",
+        Op::NotIn => " NOT IN ",
+        Op::Like | Op::ILike => " LIKE ",
+    }
+}
+
+/// `<lhs> <op> <value>` with the value bound; false for a value the op does not take.
+fn push_cmp(q: &mut QueryBuilder<Sqlite>, lhs: &str, op: Op, v: &Value) -> bool {
+    q.push(lhs);
+    q.push(op_sql(op));
+    match v {
+        Value::Num(n) => {
+            q.push_bind(*n);
+        }
+        Value::Str(s) => {
+            q.push_bind(s.clone());
+        }
+        Value::List(l) => {
+            q.push("(");
+            let mut sep = q.separated(", ");
+            for s in l {
+                sep.push_bind(s.clone());
+            }
+            q.push(")");
+        }
+    }
+    true
+}
+
+/// One filter clause as SQL, with the same semantics as `Filter::matches`: a run without the
+/// metric, param or tag never matches; NaN is not equal to anything.
+fn push_clause(q: &mut QueryBuilder<Sqlite>, c: &Clause) -> bool {
+    let keyed = |q: &mut QueryBuilder<Sqlite>, table: &str, key: &str| {
+        q.push(format!("EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = r.run_id AND x.key = "));
+        q.push_bind(key.to_string());
+        q.push(" AND ");
+    };
+    match &c.field {
+        Field::Metric(k) => {
+            keyed(q, "latest_metrics", k);
+            if c.op == Op::Ne {
+                q.push("(x.is_nan = 1 OR ");
+                push_cmp(q, "x.value", c.op, &c.value);
+                q.push("))");
+            } else {
+                q.push("x.is_nan = 0 AND ");
+                push_cmp(q, "x.value", c.op, &c.value);
+                q.push(")");
+            }
+            true
+        }
+        Field::Param(k) | Field::Tag(k) => {
+            let table = if matches!(c.field, Field::Param(_)) { "params" } else { "run_tags" };
+            keyed(q, table, k);
+            push_cmp(q, "x.value", c.op, &c.value);
+            q.push(")");
+            true
+        }
+        Field::NumAttr(k) => {
+            let col = if k == "end_time" { "r.end_time" } else { "r.start_time" };
+            push_cmp(q, col, c.op, &c.value)
+        }
+        Field::StrAttr(k) => match str_col(k) {
+            Some(col) => push_cmp(q, col, c.op, &c.value),
+            None => false,
+        },
+    }
+}
+
+/// The value an `order_by` clause sorts on, as SQL (NULL when the run lacks it; NaN as NULL).
+fn push_order_expr(q: &mut QueryBuilder<Sqlite>, f: &Field) {
+    let keyed = |q: &mut QueryBuilder<Sqlite>, expr: &str, table: &str, key: &str| {
+        q.push(format!("(SELECT {expr} FROM {table} x WHERE x.run_id = r.run_id AND x.key = "));
+        q.push_bind(key.to_string());
+        q.push(")");
+    };
+    match f {
+        Field::Metric(k) => {
+            keyed(q, "CASE WHEN x.is_nan = 1 THEN NULL ELSE x.value END", "latest_metrics", k)
+        }
+        Field::Param(k) => keyed(q, "x.value", "params", k),
+        Field::Tag(k) => keyed(q, "x.value", "run_tags", k),
+        Field::NumAttr(k) => {
+            q.push(if k == "end_time" { "r.end_time" } else { "r.start_time" });
+        }
+        Field::StrAttr(k) => {
+            q.push(str_col(k).unwrap_or("r.run_id"));
+        }
     }
 }
 
@@ -863,17 +1036,7 @@ impl SqliteStore {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                q.push("r.experiment_id IN (");
-                let mut sep = q.separated(", ");
-                for id in ids {
-                    sep.push_bind(id);
-                }
-                q.push(")");
-                q.push(match view {
-                    ViewType::ActiveOnly => " AND r.lifecycle_stage = 'active'",
-                    ViewType::DeletedOnly => " AND r.lifecycle_stage = 'deleted'",
-                    ViewType::All => "",
-                });
+                push_scope(&mut q, &ids, view);
             }
             RunSelect::Ids(ids) => {
                 if ids.is_empty() {

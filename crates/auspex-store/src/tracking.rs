@@ -219,6 +219,19 @@ pub trait TrackingStore: Clone + Send + Sync + 'static {
         view: ViewType,
         keys: &RunKeys,
     ) -> impl Future<Output = Result<Vec<Run>, StoreError>> + Send;
+    /// A search done entirely by the database: the ids of one page of runs that match
+    /// `filter`, in `order` (then newest first, then by id), and whether more follow.
+    /// `Ok(None)` when the filter has clauses the backend cannot translate (`LIKE`/`ILIKE`);
+    /// the caller then filters with `list_runs_keys`.
+    fn search_run_ids(
+        &self,
+        experiment_ids: &[String],
+        view: ViewType,
+        filter: &auspex_mlflow::Filter,
+        order: &[auspex_mlflow::OrderBy],
+        offset: usize,
+        limit: usize,
+    ) -> impl Future<Output = Result<Option<(Vec<String>, bool)>, StoreError>> + Send;
     /// Runs by id with all their data, in the order given (missing ids are left out).
     fn get_runs(&self, ids: &[String])
     -> impl Future<Output = Result<Vec<Run>, StoreError>> + Send;
