@@ -12,6 +12,7 @@ need_apt=()
 # Peers used by the tests. Later capabilities add theirs here.
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 if ((${#need_apt[@]})); then
   echo "==> installing Debian packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

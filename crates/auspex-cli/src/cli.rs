@@ -33,9 +33,43 @@ enum Command {
     /// Log templates: mine files offline.
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// Change events (deploys, config and flag changes) for correlation with incidents.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// The model registry (any MLflow-compatible server): list, show, gate-and-promote, lineage.
     #[command(subcommand)]
     Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Record a change event on the server (it becomes a `change` signal).
+    #[command(disable_version_flag = true)]
+    Send(EventsSendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsSendArgs {
+    /// What changed.
+    #[arg(long, value_parser = ["deploy", "config", "flag"])]
+    pub kind: String,
+    /// The service that changed.
+    #[arg(long)]
+    pub service: String,
+    /// The new version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// More labels, `key=value`; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Free text.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// When (RFC 3339); now when absent.
+    #[arg(long)]
+    pub time: Option<String>,
+    #[command(flatten)]
+    pub server: ServerOpt,
 }
 
 #[derive(Debug, Subcommand)]
@@ -424,6 +458,7 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::HdfsSessions(a)) => crate::logs::bench_hdfs(&a),
         Command::Signals(SignalsCommand::List(a)) => crate::client::signals(&a),
         Command::Series(SeriesCommand::List(a)) => crate::client::series(&a),
+        Command::Events(EventsCommand::Send(a)) => crate::client::send_event(&a),
         Command::Models(ModelsCommand::List(a)) => crate::models::list(&a),
         Command::Models(ModelsCommand::Show(a)) => crate::models::show(&a),
         Command::Models(ModelsCommand::Promote(a)) => crate::models::promote(&a),

@@ -1,11 +1,11 @@
-//! Client commands: `auspex signals list`, `auspex series list`.
+//! Client commands: `auspex signals list`, `auspex series list`, `auspex events send`.
 
 use std::process::ExitCode;
 
 use anyhow::anyhow;
 use serde_json::Value;
 
-use crate::cli::{CmdResult, Failure, SeriesListArgs, SignalsListArgs, say};
+use crate::cli::{CmdResult, EventsSendArgs, Failure, SeriesListArgs, SignalsListArgs, say};
 
 /// GETs `url` and parses JSON; errors name the server and suggest `--server`.
 pub fn get_json(base: &str, path: &str) -> Result<Value, Failure> {
@@ -85,5 +85,52 @@ pub fn series(a: &SeriesListArgs) -> CmdResult {
         ))?;
     }
     say(&format!("{} series", items.len()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn send_event(a: &EventsSendArgs) -> CmdResult {
+    let mut labels = serde_json::Map::new();
+    for l in &a.labels {
+        let Some((k, v)) = l.split_once('=') else {
+            return Err(Failure::input(anyhow!("--label {l:?}: expected KEY=VALUE")));
+        };
+        labels.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    let mut body = serde_json::json!({"kind": a.kind, "service": a.service, "labels": labels});
+    for (k, v) in [("version", &a.version), ("description", &a.description), ("time", &a.time)] {
+        if let Some(v) = v {
+            body[k] = Value::String(v.clone());
+        }
+    }
+    let base = a.server.url();
+    let url = format!("{base}/auspex/v1/events");
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut resp = agent
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .map_err(|e| {
+            Failure::input(anyhow!(
+                "cannot reach {base}: {e} (is `auspex serve` running? set --server or $AUSPEX_SERVER)"
+            ))
+        })?;
+    let status = resp.status();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    if !status.is_success() {
+        return Err(Failure::input(anyhow!("events send: {status}: {}", text.trim())));
+    }
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if a.server.json {
+        say(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
+    } else {
+        say(&format!(
+            "recorded {} of {} at {} (signal {})",
+            a.kind,
+            a.service,
+            v["time"].as_str().unwrap_or("?"),
+            v["signal"]["id"].as_str().unwrap_or("?")
+        ))?;
+    }
     Ok(ExitCode::SUCCESS)
 }

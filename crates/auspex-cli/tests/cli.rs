@@ -181,6 +181,7 @@ fn help_on_every_command() {
         vec!["series", "list", "--help"],
         vec!["logs", "parse", "--help"],
         vec!["logs", "templates", "--help"],
+        vec!["events", "send", "--help"],
         vec!["models", "--help"],
         vec!["models", "list", "--help"],
         vec!["models", "show", "--help"],

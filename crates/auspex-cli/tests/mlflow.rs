@@ -12,34 +12,15 @@ use std::time::Duration;
 use auspex_testkit::{Peer, free_port, output, temp_dir};
 use serde_json::{Value, json};
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
+mod common;
+use common::agent;
 
 fn start(data: &Path, config: &str) -> (Peer, SocketAddr) {
-    start_env(data, config, &[])
+    common::start(data, config, &[])
 }
 
 fn start_env(data: &Path, config: &str, env: &[(&str, String)]) -> (Peer, SocketAddr) {
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    std::fs::create_dir_all(data).unwrap();
-    let cfg = data.join("auspex.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_auspex"));
-    cmd.args(["serve", "--listen", &addr.to_string(), "--data-dir"])
-        .arg(data)
-        .arg("--config")
-        .arg(&cfg);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut peer = Peer::spawn("auspex", cmd);
-    peer.wait_http(addr, "/health", Duration::from_secs(30));
-    (peer, addr)
+    common::start(data, config, env)
 }
 
 /// The venv Python with mlflow: `$AUSPEX_PYTHON`, else `<repo>/.venv/bin/python`. Fails (never

@@ -166,7 +166,7 @@ impl Engine {
 
     /// Reopens signals that were open when the server stopped, so they close normally.
     pub fn restore_open(&self, open: Vec<Signal>) {
-        for s in open {
+        for s in open.into_iter().filter(|s| s.kind == auspex_core::SignalKind::Anomaly) {
             let id = s.labels.series_id();
             let mut shard = lock(&self.shards[Self::shard_of(id)]);
             if let Some(st) = shard.map.get_mut(&id) {

@@ -4,6 +4,8 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /api/v1/write` | Prometheus remote-write 1.0 |
+//! | `POST /auspex/v1/alertmanager` | Alertmanager webhooks (v4) become alert signals |
+//! | `POST /auspex/v1/events` | change events (deploy, config, flag) become change signals |
 //! | `GET /auspex/v1/signals?since=24h&limit=1000` | signals, newest first (Signal JSON v1) |
 //! | `GET /auspex/v1/series?limit=10000` | series with their state |
 //! | `POST /auspex/v1/admin/pause-ingest?seconds=N` | shed writes (503) for N seconds |
@@ -81,6 +83,14 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/auspex/v1/models/{name}/versions/{version}/lineage", get(mlflow::lineage::<S>))
         .route("/version", get(|| async { concat!(env!("CARGO_PKG_VERSION"), "\n") }))
         .route("/api/v1/write", post(write::<S>).layer(DefaultBodyLimit::max(max_body)))
+        .route(
+            "/auspex/v1/alertmanager",
+            post(crate::events::alertmanager::<S>).layer(DefaultBodyLimit::max(max_body)),
+        )
+        .route(
+            "/auspex/v1/events",
+            post(crate::events::events::<S>).layer(DefaultBodyLimit::max(max_body)),
+        )
         .route("/auspex/v1/signals", get(signals::<S>))
         .route("/auspex/v1/series", get(series::<S>))
         .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))

@@ -14,6 +14,7 @@
 pub mod artifacts;
 pub mod config;
 pub mod engine;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod mlflow;

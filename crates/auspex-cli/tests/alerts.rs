@@ -1,0 +1,184 @@
+//! Outside signals end to end: a real Prometheus evaluates an alerting rule, a real
+//! Alertmanager (both from Debian) delivers the webhook to `auspex serve`; change events come
+//! from `auspex events send`. 127.0.0.1 only.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use auspex_testkit::{Peer, find_binary, free_port, output, temp_dir};
+use serde_json::Value;
+
+mod common;
+use common::agent;
+
+fn start_auspex(data: &Path, config: &str) -> (Peer, SocketAddr) {
+    common::start(data, config, &[])
+}
+
+fn signals(addr: SocketAddr) -> Vec<Value> {
+    let mut r = agent().get(&format!("http://{addr}/auspex/v1/signals?since=1h")).call().unwrap();
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let mut r = agent()
+        .post(&format!("http://{addr}{path}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn prometheus_alerts_reach_auspex_through_alertmanager() {
+    let prom = find_binary("prometheus", &[], "apt-get install prometheus");
+    let am = find_binary(
+        "prometheus-alertmanager",
+        &["alertmanager"],
+        "apt-get install prometheus-alertmanager",
+    );
+    let (auspex, addr) = start_auspex(&temp_dir("am-auspex"), "");
+    // Alertmanager: deliver at once to auspex.
+    let amdir = temp_dir("am");
+    let amport = free_port();
+    std::fs::write(
+        amdir.join("am.yml"),
+        format!(
+            "route:\n  receiver: auspex\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: auspex\n    webhook_configs:\n      - url: http://{addr}/auspex/v1/alertmanager\n        send_resolved: true\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(am);
+    cmd.arg(format!("--config.file={}", amdir.join("am.yml").display()))
+        .arg(format!("--storage.path={}", amdir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{amport}"))
+        .arg("--cluster.listen-address=");
+    let mut am_peer = Peer::spawn("alertmanager", cmd);
+    am_peer.wait_http(([127, 0, 0, 1], amport).into(), "/-/ready", Duration::from_secs(30));
+    // Prometheus: one rule that fires at once.
+    let pdir = temp_dir("prom-rules");
+    std::fs::write(
+        pdir.join("rules.yml"),
+        "groups:\n  - name: t\n    interval: 1s\n    rules:\n      - alert: CartOnFire\n        expr: vector(1)\n\
+         \x20       labels: {severity: critical, service: cart}\n        annotations: {summary: \"cart is on fire\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pdir.join("prometheus.yml"),
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{}]\n\
+             alerting:\n  alertmanagers:\n    - static_configs: [{{targets: [\"127.0.0.1:{amport}\"]}}]\n",
+            pdir.join("rules.yml").display()
+        ),
+    )
+    .unwrap();
+    let pport = free_port();
+    let mut cmd = Command::new(prom);
+    cmd.arg(format!("--config.file={}", pdir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", pdir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+        .arg("--rules.alert.resend-delay=1s");
+    let mut prom_peer = Peer::spawn("prometheus", cmd);
+    prom_peer.wait_http(([127, 0, 0, 1], pport).into(), "/-/ready", Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let alert = loop {
+        let found = signals(addr)
+            .into_iter()
+            .find(|s| s["kind"] == "alert" && s["labels"]["alertname"] == "CartOnFire");
+        if let Some(a) = found {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert signal after 90 s\nauspex:\n{}\nalertmanager:\n{}\nprometheus:\n{}",
+            auspex.log(),
+            am_peer.log(),
+            prom_peer.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(alert["labels"]["service"], "cart");
+    assert_eq!(alert["score"], 1.0);
+    assert_eq!(alert["explanation"]["message"], "cart is on fire");
+    assert!(alert["end"].is_null(), "still firing");
+    // Redeliveries (Alertmanager re-sends on group changes) never duplicate the signal.
+    std::thread::sleep(Duration::from_secs(3));
+    let n = signals(addr).iter().filter(|s| s["labels"]["alertname"] == "CartOnFire").count();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn webhooks_and_events_are_checked_and_idempotent() {
+    let (_peer, addr) = start_auspex(
+        &temp_dir("events"),
+        "[limits]\nmax_body_bytes = 4096\nmax_decoded_bytes = 65536\n",
+    );
+    let hook = r#"{"version":"4","status":"firing","receiver":"x","groupKey":"k","extra":{"a":1},
+        "alerts":[{"status":"firing","labels":{"alertname":"A","service":"db"},"annotations":{},
+        "startsAt":"2026-01-01T10:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"f"}]}"#;
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", hook).0, 200, "unknown fields are ignored");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", hook).0, 200);
+    let resolved = hook
+        .replace("\"status\":\"firing\",\"labels\"", "\"status\":\"resolved\",\"labels\"")
+        .replace("0001-01-01T00:00:00Z", "2026-01-01T10:05:00Z");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &resolved).0, 200);
+    let mut r =
+        agent().get(&format!("http://{addr}/auspex/v1/signals?since=100000h")).call().unwrap();
+    let all: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let a: Vec<&Value> =
+        all.as_array().unwrap().iter().filter(|s| s["labels"]["alertname"] == "A").collect();
+    assert_eq!(a.len(), 1, "one signal for three deliveries: {all}");
+    assert_eq!(a[0]["end"], "2026-01-01T10:05:00.000Z");
+    // Bad input: 4xx with a message, 413 over the limit.
+    let (c, m) = post(addr, "/auspex/v1/alertmanager", "{not json");
+    assert!(c == 400 && m.contains("malformed"), "{c} {m}");
+    let (c, m) = post(addr, "/auspex/v1/alertmanager", r#"{"version":"3","alerts":[]}"#);
+    assert!(c == 400 && m.contains("version"), "{c} {m}");
+    let (c, m) =
+        post(addr, "/auspex/v1/events", r#"{"kind":"deploy","service":"a","colour":"red"}"#);
+    assert!(c == 400 && m.contains("colour"), "{c} {m}");
+    let big = format!(r#"{{"kind":"deploy","service":"a","description":"{}"}}"#, "x".repeat(5000));
+    assert_eq!(post(addr, "/auspex/v1/events", &big).0, 413);
+    // The CLI.
+    let out = output(Command::new(env!("CARGO_BIN_EXE_auspex")).args([
+        "events",
+        "send",
+        "--kind",
+        "deploy",
+        "--service",
+        "cartservice",
+        "--version",
+        "v42",
+        "--label",
+        "namespace=shop",
+        "--server",
+        &format!("http://{addr}"),
+        "--json",
+    ]))
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["signal"]["kind"], "change");
+    assert_eq!(v["signal"]["labels"]["version"], "v42");
+    assert_eq!(v["signal"]["labels"]["namespace"], "shop");
+    let out = output(Command::new(env!("CARGO_BIN_EXE_auspex")).args([
+        "events",
+        "send",
+        "--kind",
+        "deploy",
+        "--service",
+        "x",
+        "--label",
+        "nokey",
+        "--server",
+        &format!("http://{addr}"),
+    ]))
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,241 @@
+//! Outside signals: Alertmanager webhooks (`POST /auspex/v1/alertmanager`, payload version 4)
+//! and change events (`POST /auspex/v1/events`). Both become [`Signal`]s, durable in the store
+//! before the request is acknowledged.
+//!
+//! - An alert's signal id is derived from its labels and `startsAt`, so a redelivered webhook
+//!   updates the same signal (idempotent); `resolved` sets its end. Unknown fields are ignored.
+//! - A change event is `{time, kind: "deploy"|"config"|"flag", service, version?, labels?,
+//!   description?}`; unknown fields are refused (400), as a typo there would lose data.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use auspex_core::time::{NumericUnit, format_rfc3339, parse_timestamp};
+use auspex_core::{Explanation, Labels, Signal, SignalKind};
+use auspex_store::Store;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::{App, now_ms};
+
+fn bad(msg: String) -> Response {
+    (StatusCode::BAD_REQUEST, axum::Json(json!({"error": msg}))).into_response()
+}
+
+/// One alert of an Alertmanager webhook.
+#[derive(Debug, Deserialize)]
+struct AmAlert {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    #[serde(rename = "endsAt", default)]
+    ends_at: String,
+}
+
+/// The Alertmanager webhook payload (version 4); other fields are ignored.
+#[derive(Debug, Deserialize)]
+struct AmPayload {
+    version: String,
+    alerts: Vec<AmAlert>,
+}
+
+fn ts(s: &str) -> Option<i64> {
+    parse_timestamp(s, NumericUnit::Millis).ok()
+}
+
+/// The signal an Alertmanager alert becomes.
+pub fn alert_signal(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    status: &str,
+    starts_at: &str,
+    ends_at: &str,
+) -> Result<Signal, String> {
+    let l = Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| format!("alert labels: {e}"))?;
+    let start =
+        ts(starts_at).ok_or_else(|| format!("alert startsAt {starts_at:?} is not a time"))?;
+    let score = match labels.get("severity").map(|s| s.to_ascii_lowercase()).as_deref() {
+        Some("critical" | "page" | "error") => 1.0,
+        Some("warning" | "warn") => 0.7,
+        Some("info" | "none") => 0.4,
+        _ => 0.8,
+    };
+    let message = annotations
+        .get("summary")
+        .or_else(|| annotations.get("description"))
+        .or_else(|| labels.get("alertname"))
+        .cloned()
+        .unwrap_or_else(|| "alert".into());
+    let mut s = Signal::new(SignalKind::Alert, l, start, score, Explanation::Text { message });
+    if status == "resolved" {
+        s.end = Some(ts(ends_at).unwrap_or_else(now_ms).max(start));
+    }
+    Ok(s)
+}
+
+/// `POST /auspex/v1/alertmanager`.
+pub async fn alertmanager<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Response {
+    let p: AmPayload = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return bad(format!("malformed Alertmanager webhook: {e}")),
+    };
+    if p.version != "4" {
+        return bad(format!(
+            "unsupported Alertmanager webhook version {:?} (expected \"4\")",
+            p.version
+        ));
+    }
+    let mut signals = Vec::with_capacity(p.alerts.len());
+    for (i, a) in p.alerts.iter().enumerate() {
+        match alert_signal(&a.labels, &a.annotations, &a.status, &a.starts_at, &a.ends_at) {
+            Ok(s) => signals.push(s),
+            Err(e) => return bad(format!("alerts[{i}]: {e}")),
+        }
+    }
+    if let Err(e) = app.store.put_signals(&signals).await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": format!("store: {e}")})),
+        )
+            .into_response();
+    }
+    axum::Json(json!({"accepted": signals.len()})).into_response()
+}
+
+/// A change event.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEvent {
+    /// When (RFC 3339, or Unix milliseconds); now when absent.
+    #[serde(default)]
+    pub time: Option<serde_json::Value>,
+    /// `deploy`, `config` or `flag`.
+    pub kind: String,
+    /// The service changed.
+    pub service: String,
+    /// The new version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// More labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The signal a change event becomes: an instant (`start == end`) of kind `change`.
+pub fn change_signal(e: &ChangeEvent) -> Result<Signal, String> {
+    if !matches!(e.kind.as_str(), "deploy" | "config" | "flag") {
+        return Err(format!("kind {:?} must be one of deploy, config, flag", e.kind));
+    }
+    if e.service.trim().is_empty() {
+        return Err("service must not be empty".into());
+    }
+    let time = match &e.time {
+        None | Some(serde_json::Value::Null) => now_ms(),
+        Some(serde_json::Value::Number(n)) => {
+            n.as_i64().ok_or("time must be whole milliseconds")?
+        }
+        Some(serde_json::Value::String(s)) => {
+            ts(s).ok_or_else(|| format!("time {s:?} is not RFC 3339 or Unix milliseconds"))?
+        }
+        Some(_) => return Err("time must be an RFC 3339 string or Unix milliseconds".into()),
+    };
+    let mut pairs: Vec<(String, String)> =
+        e.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pairs.retain(|(k, _)| !matches!(k.as_str(), "service" | "change_kind" | "version"));
+    pairs.push(("service".into(), e.service.clone()));
+    pairs.push(("change_kind".into(), e.kind.clone()));
+    if let Some(v) = e.version.as_ref().filter(|v| !v.is_empty()) {
+        pairs.push(("version".into(), v.clone()));
+    }
+    let labels = Labels::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| format!("labels: {e}"))?;
+    let message = e.description.clone().unwrap_or_else(|| match &e.version {
+        Some(v) => format!("{} {} {v}", e.kind, e.service),
+        None => format!("{} {}", e.kind, e.service),
+    });
+    let mut s = Signal::new(SignalKind::Change, labels, time, 1.0, Explanation::Text { message });
+    s.end = Some(time);
+    Ok(s)
+}
+
+/// `POST /auspex/v1/events`.
+pub async fn events<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Response {
+    let e: ChangeEvent = match serde_json::from_slice(&body) {
+        Ok(e) => e,
+        Err(err) => return bad(format!("malformed change event: {err}")),
+    };
+    let s = match change_signal(&e) {
+        Ok(s) => s,
+        Err(msg) => return bad(format!("change event: {msg}")),
+    };
+    if let Err(err) = app.store.put_signals(std::slice::from_ref(&s)).await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": format!("store: {err}")})),
+        )
+            .into_response();
+    }
+    axum::Json(json!({"accepted": 1, "signal": s, "time": format_rfc3339(s.start)})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn alerts_are_idempotent_and_resolve() {
+        let labels: BTreeMap<String, String> =
+            [("alertname", "HighCPU"), ("severity", "critical"), ("service", "cart")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let ann = BTreeMap::from([("summary".to_string(), "cpu high".to_string())]);
+        let a =
+            alert_signal(&labels, &ann, "firing", "2026-01-01T10:00:00Z", "0001-01-01T00:00:00Z")
+                .unwrap();
+        let b = alert_signal(&labels, &ann, "firing", "2026-01-01T10:00:00Z", "").unwrap();
+        assert_eq!(a.id, b.id, "a redelivery is the same signal");
+        assert_eq!((a.end, a.score), (None, 1.0));
+        let r =
+            alert_signal(&labels, &ann, "resolved", "2026-01-01T10:00:00Z", "2026-01-01T10:05:00Z")
+                .unwrap();
+        assert_eq!(r.id, a.id);
+        assert_eq!(r.end, Some(a.start + 300_000));
+        assert!(alert_signal(&labels, &ann, "firing", "yesterday", "").is_err());
+    }
+
+    #[test]
+    fn change_events_are_checked() {
+        let ok: ChangeEvent = serde_json::from_str(
+            r#"{"time":"2026-01-01T10:01:00Z","kind":"deploy","service":"cart","version":"v42"}"#,
+        )
+        .unwrap();
+        let s = change_signal(&ok).unwrap();
+        assert_eq!(s.labels.get("version"), Some("v42"));
+        assert_eq!(s.end, Some(s.start));
+        assert!(
+            serde_json::from_str::<ChangeEvent>(r#"{"kind":"deploy","service":"a","oops":1}"#)
+                .is_err()
+        );
+        let bad_kind: ChangeEvent =
+            serde_json::from_str(r#"{"kind":"reboot","service":"a"}"#).unwrap();
+        assert!(change_signal(&bad_kind).unwrap_err().contains("deploy, config, flag"));
+        let bad_time: ChangeEvent =
+            serde_json::from_str(r#"{"kind":"flag","service":"a","time":"soon"}"#).unwrap();
+        assert!(change_signal(&bad_time).is_err());
+    }
+}
