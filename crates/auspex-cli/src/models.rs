@@ -253,11 +253,13 @@ fn higher_is_better(a: &ModelsPromoteArgs, metric: &str, clauses: &[Clause]) -> 
 pub fn promote(a: &ModelsPromoteArgs) -> CmdResult {
     let base = a.server.url();
     // Usage errors first (exit 2): the gates must parse.
-    let mut clauses: Vec<Clause> = Vec::new();
+    // Each clause with the --require text it came from (for messages).
+    let mut gates: Vec<(Clause, &str)> = Vec::new();
     for r in &a.require {
         let f = Filter::parse(r).map_err(|e| Failure::input(anyhow!("--require {r:?}: {e}")))?;
-        clauses.extend(f.clauses);
+        gates.extend(f.clauses.into_iter().map(|c| (c, r.as_str())));
     }
+    let clauses: Vec<Clause> = gates.iter().map(|(c, _)| c.clone()).collect();
     if a.vs.is_some() && !clauses.iter().any(|c| matches!(c.field, Field::Metric(_))) {
         return Err(Failure::input(anyhow!(
             "--vs compares the metrics named in --require; give at least one (e.g. --require 'metrics.accuracy >= 0.9')"
@@ -275,7 +277,7 @@ pub fn promote(a: &ModelsPromoteArgs) -> CmdResult {
     let mut checks: Vec<Value> = Vec::new();
     let candidate = if mv.run_id.is_empty() { None } else { Some(run(&base, &mv.run_id)?) };
     if let Some(r) = &candidate {
-        for (c, text) in clauses.iter().zip(a.require.iter().flat_map(|r| split_clauses(r))) {
+        for (c, text) in &gates {
             let ok = Filter { clauses: vec![c.clone()] }.matches(r);
             checks.push(json!({"require": text, "ok": ok}));
             if !ok {
@@ -370,24 +372,6 @@ pub fn promote(a: &ModelsPromoteArgs) -> CmdResult {
         ))?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The clause texts of one `--require` (for messages).
-fn split_clauses(r: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur: Vec<&str> = Vec::new();
-    for w in r.split_whitespace() {
-        if w.eq_ignore_ascii_case("and") {
-            out.push(cur.join(" "));
-            cur.clear();
-        } else {
-            cur.push(w);
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur.join(" "));
-    }
-    out
 }
 
 fn describe(r: &Run, f: &Field) -> String {

@@ -94,6 +94,16 @@ impl Artifacts {
     }
 }
 
+/// An object-store failure as an MLflow error (404 for a missing object).
+fn store_err(e: object_store::Error) -> ApiError {
+    match e {
+        object_store::Error::NotFound { path, .. } => {
+            ApiError::not_found(format!("Artifact {path:?} does not exist"))
+        }
+        e => ApiError::invalid(format!("artifact store: {e}")),
+    }
+}
+
 fn artifacts<S>(app: &App<S>) -> Result<&Artifacts, ApiError> {
     app.artifacts.as_ref().ok_or_else(|| ApiError::not_found("artifact serving is not enabled"))
 }
@@ -116,8 +126,7 @@ async fn put_inner<S>(app: &App<S>, raw: &str, body: Body) -> Result<(), ApiErro
     if path.as_ref().is_empty() {
         return Err(ApiError::invalid("an upload needs a file path"));
     }
-    let io = |e: object_store::Error| ApiError::invalid(format!("artifact store: {e}"));
-    let upload = a.store.put_multipart(&path).await.map_err(io)?;
+    let upload = a.store.put_multipart(&path).await.map_err(store_err)?;
     let mut w = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
     let mut stream = body.into_data_stream();
     let mut total: u64 = 0;
@@ -138,16 +147,16 @@ async fn put_inner<S>(app: &App<S>, raw: &str, body: Body) -> Result<(), ApiErro
             )));
         }
         // Bounded buffering: wait when too many parts are in flight.
-        w.wait_for_capacity(2).await.map_err(io)?;
+        w.wait_for_capacity(2).await.map_err(store_err)?;
         w.write(&chunk);
     }
     if total == 0 {
         // An empty file: multipart needs at least one part on some stores.
         let _ = w.abort().await;
-        a.store.put(&path, PutPayload::new()).await.map_err(io)?;
+        a.store.put(&path, PutPayload::new()).await.map_err(store_err)?;
         return Ok(());
     }
-    w.finish().await.map_err(io)?;
+    w.finish().await.map_err(store_err)?;
     Ok(())
 }
 
@@ -162,12 +171,7 @@ pub async fn get<S: MlflowStore>(
         if let Some(root) = &a.local_root {
             return local_file(root.join(p.as_ref()), &path).await;
         }
-        let r = a.store.get(&p).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                ApiError::not_found(format!("Artifact {path:?} does not exist"))
-            }
-            e => ApiError::invalid(format!("artifact store: {e}")),
-        })?;
+        let r = a.store.get(&p).await.map_err(store_err)?;
         let len = r.meta.size;
         let body = Body::from_stream(r.into_stream());
         Ok::<_, ApiError>(
@@ -227,17 +231,16 @@ pub async fn delete<S: MlflowStore>(
     let res = async {
         let a = artifacts(&app)?;
         let p = a.path(&path)?;
-        let io = |e: object_store::Error| ApiError::invalid(format!("artifact store: {e}"));
         let mut listed = a.store.list(Some(&p));
         let mut n = 0;
         while let Some(m) = listed.next().await {
-            a.store.delete(&m.map_err(io)?.location).await.map_err(io)?;
+            a.store.delete(&m.map_err(store_err)?.location).await.map_err(store_err)?;
             n += 1;
         }
         if n == 0 {
             match a.store.delete(&p).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(io(e)),
+                Err(e) => return Err(store_err(e)),
             }
         }
         Ok::<_, ApiError>(axum::Json(json!({})).into_response())
@@ -255,15 +258,14 @@ pub async fn list<S: MlflowStore>(
         let a = artifacts(&app)?;
         let raw = q
             .as_deref()
-            .unwrap_or("")
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("path="))
-            .map(percent_decode)
+            .map(crate::mlflow::form_urlencoded)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|(k, v)| (k == "path").then_some(v))
             .unwrap_or_default();
         let p = a.path(&raw)?;
-        let io = |e: object_store::Error| ApiError::invalid(format!("artifact store: {e}"));
         let prefix = (!p.as_ref().is_empty()).then_some(&p);
-        let l = a.store.list_with_delimiter(prefix).await.map_err(io)?;
+        let l = a.store.list_with_delimiter(prefix).await.map_err(store_err)?;
         let mut files: Vec<serde_json::Value> = Vec::new();
         for d in &l.common_prefixes {
             if let Some(name) = d.filename() {
@@ -281,23 +283,4 @@ pub async fn list<S: MlflowStore>(
     }
     .await;
     res.unwrap_or_else(IntoResponse::into_response)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(x);
-            i += 3;
-            continue;
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -196,7 +196,7 @@ impl Req {
 }
 
 /// Decodes `application/x-www-form-urlencoded` pairs.
-fn form_urlencoded(q: &str) -> Vec<(String, String)> {
+pub(crate) fn form_urlencoded(q: &str) -> Vec<(String, String)> {
     fn dec(s: &str) -> String {
         let b = s.as_bytes();
         let mut out = Vec::with_capacity(b.len());
@@ -290,6 +290,34 @@ fn check_key(k: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+async fn experiment_or_404<S: MlflowStore>(
+    s: &S,
+    id: &str,
+) -> Result<auspex_mlflow::Experiment, ApiError> {
+    s.get_experiment(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No Experiment with id={id} exists")))
+}
+
+async fn model_or_404<S: MlflowStore>(
+    s: &S,
+    name: &str,
+) -> Result<auspex_mlflow::RegisteredModel, ApiError> {
+    s.get_registered_model(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Registered Model with name={name} not found")))
+}
+
+async fn version_or_404<S: MlflowStore>(
+    s: &S,
+    name: &str,
+    version: i64,
+) -> Result<auspex_mlflow::ModelVersion, ApiError> {
+    s.get_model_version(name, version).await?.ok_or_else(|| {
+        ApiError::not_found(format!("Model Version (name={name}, version={version}) not found"))
+    })
+}
+
 /// Anything the MLflow routes need from the store.
 pub trait MlflowStore: auspex_store::Store + TrackingStore + RegistryStore {}
 impl<T: auspex_store::Store + TrackingStore + RegistryStore> MlflowStore for T {}
@@ -330,11 +358,7 @@ async fn route<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req) ->
         }
         ("experiments/get", true, _) => {
             let id = r.str("experiment_id")?;
-            let e = s
-                .get_experiment(&id)
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("No Experiment with id={id} exists")))?;
-            Ok(json!({ "experiment": e }))
+            Ok(json!({ "experiment": experiment_or_404(s, &id).await? }))
         }
         ("experiments/get-by-name", true, _) => {
             let name = r.str("experiment_name")?;
@@ -351,11 +375,7 @@ async fn route<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req) ->
             exps.retain(|e| kv_match(&cl, &e.tags, |k| (k == "name").then(|| e.name.clone())));
             exps.reverse(); // newest first, as MLflow orders by last update
             let (page, next) = paginate(exps, r)?;
-            let mut out = json!({ "experiments": page });
-            if let Some(t) = next {
-                out["next_page_token"] = json!(t);
-            }
-            Ok(out)
+            Ok(page_json("experiments", page, next))
         }
         ("experiments/update", _, true) => {
             let id = r.str("experiment_id")?;
@@ -382,9 +402,7 @@ async fn route<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req) ->
         }
         ("runs/create", _, true) => {
             let exp = r.opt_str("experiment_id").unwrap_or_else(|| "0".into());
-            let e = s.get_experiment(&exp).await?.ok_or_else(|| {
-                ApiError::not_found(format!("No Experiment with id={exp} exists"))
-            })?;
+            let e = experiment_or_404(s, &exp).await?;
             let mut tags: Vec<Tag> = r.list("tags")?;
             let run_id = new_run_id();
             let tag_name = tags.iter().find(|t| t.key == "mlflow.runName").map(|t| t.value.clone());
@@ -558,11 +576,7 @@ async fn route<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req) ->
             let key = r.str("metric_key")?;
             let hist = s.metric_history(&id, &key).await?;
             let (page, next) = paginate(hist, r)?;
-            let mut out = json!({ "metrics": page });
-            if let Some(t) = next {
-                out["next_page_token"] = json!(t);
-            }
-            Ok(out)
+            Ok(page_json("metrics", page, next))
         }
         ("runs/search", _, true) => search_runs(app, r).await,
         ("logged-models/search", _, true) => logged_models_search(app, r).await,
@@ -588,6 +602,15 @@ fn check_len(what: &str, key: &str, value: &str, max: usize) -> Result<(), ApiEr
         )));
     }
     Ok(())
+}
+
+/// `{key: page}`, with `next_page_token` when more follow.
+fn page_json<T: serde::Serialize>(key: &str, page: Vec<T>, next: Option<String>) -> Value {
+    let mut out = json!({ key: page });
+    if let Some(t) = next {
+        out["next_page_token"] = json!(t);
+    }
+    out
 }
 
 /// `max_results` and the offset in `page_token`.
@@ -685,12 +708,8 @@ async fn search_runs<S: MlflowStore>(app: &App<S>, r: &Req) -> Res {
     if let Some((ids, more)) =
         app.store.search_run_ids(&exps, view, &filter, &order, offset, max).await?
     {
-        let page = app.store.get_runs(&ids).await?;
-        let mut out = json!({ "runs": page });
-        if more {
-            out["next_page_token"] = json!((offset + ids.len()).to_string());
-        }
-        return Ok(out);
+        let next = more.then(|| (offset + ids.len()).to_string());
+        return Ok(page_json("runs", app.store.get_runs(&ids).await?, next));
     }
     let mut keys = RunKeys::default();
     let fields = filter.clauses.iter().map(|c| &c.field).chain(order.iter().map(|o| &o.field));
@@ -707,12 +726,7 @@ async fn search_runs<S: MlflowStore>(app: &App<S>, r: &Req) -> Res {
     sort_runs(&mut runs, &order);
     let (page, next) = paginate(runs, r)?;
     let ids: Vec<String> = page.into_iter().map(|r| r.info.run_id).collect();
-    let page = app.store.get_runs(&ids).await?;
-    let mut out = json!({ "runs": page });
-    if let Some(t) = next {
-        out["next_page_token"] = json!(t);
-    }
-    Ok(out)
+    Ok(page_json("runs", app.store.get_runs(&ids).await?, next))
 }
 
 /// Who made a registry change: the basic-auth user, else the run's user, else `anonymous`.
@@ -749,10 +763,7 @@ async fn registry<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req)
         }
         "registered-models/get" if get => {
             let name = r.str("name")?;
-            let rm = s.get_registered_model(&name).await?.ok_or_else(|| {
-                ApiError::not_found(format!("Registered Model with name={name} not found"))
-            })?;
-            Ok(json!({ "registered_model": rm }))
+            Ok(json!({ "registered_model": model_or_404(s, &name).await? }))
         }
         "registered-models/rename" if post => {
             let name = r.str("name")?;
@@ -781,17 +792,11 @@ async fn registry<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req)
             let cl = clauses(r)?;
             models.retain(|m| kv_match(&cl, &m.tags, |k| (k == "name").then(|| m.name.clone())));
             let (page, next) = paginate(models, r)?;
-            let mut out = json!({ "registered_models": page });
-            if let Some(t) = next {
-                out["next_page_token"] = json!(t);
-            }
-            Ok(out)
+            Ok(page_json("registered_models", page, next))
         }
         "registered-models/get-latest-versions" if get || post => {
             let name = r.str("name")?;
-            let rm = s.get_registered_model(&name).await?.ok_or_else(|| {
-                ApiError::not_found(format!("Registered Model with name={name} not found"))
-            })?;
+            let rm = model_or_404(s, &name).await?;
             let stages = r.strings("stages");
             let v: Vec<_> = rm
                 .latest_versions
@@ -869,12 +874,7 @@ async fn registry<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req)
         "model-versions/get" if get => {
             let name = r.str("name")?;
             let version = r.version()?;
-            let v = s.get_model_version(&name, version).await?.ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "Model Version (name={name}, version={version}) not found"
-                ))
-            })?;
-            Ok(json!({ "model_version": v }))
+            Ok(json!({ "model_version": version_or_404(s, &name, version).await? }))
         }
         "model-versions/update" if patch || post => {
             let v = s
@@ -914,11 +914,7 @@ async fn registry<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req)
                 )
             });
             let (page, next) = paginate(versions, r)?;
-            let mut out = json!({ "model_versions": page });
-            if let Some(t) = next {
-                out["next_page_token"] = json!(t);
-            }
-            Ok(out)
+            Ok(page_json("model_versions", page, next))
         }
         "model-versions/transition-stage" if post => {
             let name = r.str("name")?;
@@ -945,12 +941,7 @@ async fn registry<S: MlflowStore>(app: &App<S>, m: &Method, path: &str, r: &Req)
         "model-versions/get-download-uri" if get => {
             let name = r.str("name")?;
             let version = r.version()?;
-            let v = s.get_model_version(&name, version).await?.ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "Model Version (name={name}, version={version}) not found"
-                ))
-            })?;
-            Ok(json!({ "artifact_uri": v.source }))
+            Ok(json!({ "artifact_uri": version_or_404(s, &name, version).await?.source }))
         }
         "model-versions/set-tag" if post => {
             let key = r.str("key")?;
@@ -1030,11 +1021,7 @@ fn parse_model(json: &str) -> Result<Value, ApiError> {
 /// `POST logged-models`: a new MLflow 3 logged model, `PENDING` until finalized.
 async fn logged_model_create<S: MlflowStore>(app: &App<S>, r: &Req) -> Res {
     let exp = r.str("experiment_id")?;
-    let e = app
-        .store
-        .get_experiment(&exp)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("No Experiment with id={exp} exists")))?;
+    let e = experiment_or_404(&app.store, &exp).await?;
     let id = format!("m-{}", new_run_id());
     let now = now_ms();
     let mut info = json!({
@@ -1120,31 +1107,21 @@ async fn logged_models_search<S: MlflowStore>(app: &App<S>, r: &Req) -> Res {
     for j in app.store.list_logged_models(&exps).await? {
         models.push(parse_model(&j)?);
     }
-    if let Some(f) = r.opt_str("filter").filter(|f| !f.trim().is_empty()) {
-        let mut clauses = Vec::new();
-        for c in split_and(&f) {
-            clauses.push(simple_clause(&c)?);
-        }
-        models.retain(|mdl| {
-            clauses.iter().all(|(k, op, v)| {
-                let k = k.trim_start_matches("attributes.").trim_start_matches("attribute.");
-                let x = match k {
-                    "model_id" | "name" | "status" | "model_type" | "source_run_id" => {
-                        mdl["info"][k].as_str().unwrap_or("").to_string()
-                    }
-                    _ => return false,
-                };
-                str_op(&x, op, v)
-            })
-        });
-    }
+    let cl = clauses(r)?;
+    let tags = |m: &Value| -> Vec<Tag> {
+        serde_json::from_value(m["info"]["tags"].clone()).unwrap_or_default()
+    };
+    models.retain(|m| {
+        kv_match(&cl, &tags(m), |k| match k {
+            "model_id" | "name" | "status" | "model_type" | "source_run_id" => {
+                Some(m["info"][k].as_str().unwrap_or("").to_string())
+            }
+            _ => None,
+        })
+    });
     models.reverse(); // newest first
     let (page, next) = paginate(models, r)?;
-    let mut out = json!({ "models": page });
-    if let Some(t) = next {
-        out["next_page_token"] = json!(t);
-    }
-    Ok(out)
+    Ok(page_json("models", page, next))
 }
 
 /// Splits a filter on ` AND ` outside quotes.
@@ -1187,9 +1164,7 @@ pub async fn lineage<S: MlflowStore>(
             ApiError::invalid(format!("version must be an integer, got {version:?}"))
         })?;
         let s = &app.store;
-        let mv = s.get_model_version(&name, v).await?.ok_or_else(|| {
-            ApiError::not_found(format!("Model Version (name={name}, version={v}) not found"))
-        })?;
+        let mv = version_or_404(s, &name, v).await?;
         let lineage: Value = s
             .lineage(&name, v)
             .await?

@@ -440,37 +440,11 @@ impl TrackingStore for SqliteStore {
     }
 
     async fn get_run(&self, run_id: &str) -> Result<Option<Run>, StoreError> {
-        let Some(r) =
-            sqlx::query(AssertSqlSafe(format!("SELECT {RUN_COLS} FROM runs WHERE run_id = ?1")))
-                .bind(run_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)?
-        else {
+        let ids = [run_id.to_string()];
+        let Some(mut run) = self.runs_query(RunSelect::Ids(&ids), None).await?.pop() else {
             return Ok(None);
         };
-        let info = info_row(&r);
-        let kv =
-            |q: &'static str| async move {
-                sqlx::query(q).bind(run_id).fetch_all(&self.pool).await.map_err(db).map(|rows| {
-                    rows.iter().map(|t| Tag { key: t.get(0), value: t.get(1) }).collect()
-                })
-            };
-        let params: Vec<Param> =
-            kv("SELECT key, value FROM params WHERE run_id = ?1 ORDER BY key").await?;
-        let tags: Vec<Tag> =
-            kv("SELECT key, value FROM run_tags WHERE run_id = ?1 ORDER BY key").await?;
-        let metrics = sqlx::query(
-            "SELECT key, step, timestamp, value, is_nan FROM latest_metrics WHERE run_id = ?1 ORDER BY key",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?
-        .iter()
-        .map(|r| metric_row(r, 0))
-        .collect();
-        let inputs =
+        run.inputs.dataset_inputs =
             sqlx::query("SELECT json FROM run_inputs WHERE run_id = ?1 ORDER BY name, digest")
                 .bind(run_id)
                 .fetch_all(&self.pool)
@@ -479,11 +453,7 @@ impl TrackingStore for SqliteStore {
                 .iter()
                 .filter_map(|r| serde_json::from_str::<DatasetInput>(&r.get::<String, _>(0)).ok())
                 .collect();
-        Ok(Some(Run {
-            info,
-            data: RunData { metrics, params, tags },
-            inputs: RunInputs { dataset_inputs: inputs },
-        }))
+        Ok(Some(run))
     }
 
     async fn run_user(&self, run_id: &str) -> Result<Option<String>, StoreError> {
