@@ -4,6 +4,7 @@
 //! - [`series_csv`]: the `timestamp,value` CSV pipeline that `auspex detect` runs.
 //! - [`nab_run`]: runs the detector over a NAB-shaped corpus and scores it.
 //! - [`plot`]: a bounded-memory SVG plot of a detected series.
+//! - [`petshop`], [`storm`]: PetShop-shaped folders and the alert-storm benchmark.
 //! - [`synth`]: deterministic synthetic series for throughput and memory benchmarks.
 
 pub mod hdfs_sessions;
@@ -11,6 +12,8 @@ pub mod loghub_run;
 pub mod logs_pipeline;
 pub mod nab;
 pub mod nab_run;
+pub mod petshop;
 pub mod plot;
 pub mod series_csv;
+pub mod storm;
 pub mod synth;

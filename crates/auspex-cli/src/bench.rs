@@ -10,7 +10,7 @@ use auspex_detect::{Config, Detector};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::cli::{BenchDetectArgs, CmdResult, NabArgs, say};
+use crate::cli::{BenchDetectArgs, CmdResult, NabArgs, StormArgs, say};
 
 fn write_json(path: Option<&Path>, v: &Value) -> anyhow::Result<()> {
     if let Some(p) = path {
@@ -103,6 +103,55 @@ pub fn detect(a: &BenchDetectArgs) -> CmdResult {
         &json!({"bench": "detect", "throughput_points_per_s": throughput, "points": n,
                 "heap_bytes_per_series": per_series_heap,
                 "total_bytes_per_series": per_series_total, "period_points": period}),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn storm(a: &StormArgs) -> CmdResult {
+    use auspex_bench::storm::{Grouping, StormConfig, run};
+    let cfg = StormConfig {
+        seed: a.seed,
+        cases: a.cases,
+        background: a.background,
+        ..StormConfig::default()
+    };
+    let r = run(&a.data, &cfg).with_context(|| {
+        format!("bench storm on {} (is it a PetShop-shaped folder?)", a.data.display())
+    })?;
+    let g = |g: &Grouping| json!({"incidents": g.incidents, "compression": g.compression, "purity": g.purity});
+    say(&format!(
+        "cases={} alerts={} background_alerts={} span_min={:.0} seed={}",
+        r.cases.len(),
+        r.alerts,
+        r.background_alerts,
+        r.span_min,
+        a.seed
+    ))?;
+    say(&format!(
+        "auspex incidents={} compression={:.3} purity={:.3}",
+        r.auspex.incidents, r.auspex.compression, r.auspex.purity
+    ))?;
+    say(&format!(
+        "time_only_same_window incidents={} compression={:.3} purity={:.3}",
+        r.time_only.incidents, r.time_only.compression, r.time_only.purity
+    ))?;
+    match &r.time_only_matched {
+        Some((w, m)) => say(&format!(
+            "time_only_matched window_min={w:.0} incidents={} compression={:.3} purity={:.3}",
+            m.incidents, m.compression, m.purity
+        ))?,
+        None => say("time_only_matched none (no window up to 24 h compresses as much)")?,
+    }
+    write_json(
+        a.json.as_deref(),
+        &json!({"bench": "storm", "data": a.data, "seed": a.seed, "cases": r.cases,
+        "alerts": r.alerts, "background_alerts": r.background_alerts,
+        "span_min": r.span_min, "auspex": g(&r.auspex), "time_only": g(&r.time_only),
+        "time_only_matched": r.time_only_matched.as_ref().map(|(w, m)| {
+            let mut v = g(m);
+            v["window_min"] = json!(w);
+            v
+        })}),
     )?;
     Ok(ExitCode::SUCCESS)
 }

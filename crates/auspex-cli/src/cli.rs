@@ -322,6 +322,29 @@ enum BenchCommand {
     /// Load a remote-write receiver (Auspex or any other) and measure accepted samples/s,
     /// latency and the target's peak RSS.
     RemoteWrite(RemoteWriteArgs),
+    /// Build an alert storm from a PetShop-shaped folder (threshold alerts of overlapping
+    /// cases plus flapping background alerts), fold it into incidents, and report compression
+    /// and purity beside a time-only grouping.
+    Storm(StormArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StormArgs {
+    /// Scenario folder: graph.csv, noissue/metrics.csv, train/ and/or test/issue_*/.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Seed for the case order, spacing, jitter and background choice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Cases to overlay (0: all in the folder).
+    #[arg(long, default_value_t = 0)]
+    pub cases: usize,
+    /// Background series with a noisy (flapping) rule.
+    #[arg(long, default_value_t = 8)]
+    pub background: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -451,6 +474,7 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Nab(a)) => crate::bench::nab(&a),
         Command::Bench(BenchCommand::Detect(a)) => crate::bench::detect(&a),
         Command::Bench(BenchCommand::RemoteWrite(a)) => crate::loadgen::run(&a),
+        Command::Bench(BenchCommand::Storm(a)) => crate::bench::storm(&a),
         Command::Serve(a) => crate::serve::run(&a),
         Command::Logs(LogsCommand::Parse(a)) => crate::logs::parse(&a),
         Command::Logs(LogsCommand::Templates(a)) => crate::logs::templates(&a),

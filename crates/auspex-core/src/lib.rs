@@ -11,5 +11,5 @@ pub mod text;
 pub mod time;
 
 pub use labels::{LabelError, Labels, SeriesId};
-pub use signal::{Explanation, Fingerprint, Signal, SignalId, SignalKind};
+pub use signal::{Explanation, Fingerprint, IncidentId, Signal, SignalId, SignalKind};
 pub use time::{TimeError, TimestampMs};

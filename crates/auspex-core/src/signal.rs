@@ -67,6 +67,13 @@ macro_rules! hex_id {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                parse_hex64(s).map($name)
+            }
+        }
+
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_str(self)
@@ -92,6 +99,12 @@ hex_id!(
     /// The identity of one occurrence: xxHash64 (seed 0) of the fingerprint and the start
     /// time, both little-endian. Deterministic, so replays produce the same ids.
     SignalId
+);
+
+hex_id!(
+    /// The identity of an incident: the [`SignalId`] of the signal that opened it, so a replay
+    /// of the same signals opens incidents with the same ids.
+    IncidentId
 );
 
 impl Fingerprint {

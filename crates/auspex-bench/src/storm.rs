@@ -1,0 +1,433 @@
+//! The alert-storm benchmark: PetShop-shaped cases become alerts from static thresholds,
+//! several cases are overlaid on one timeline with overlapping windows, flapping background
+//! alerts are added, and the storm is replayed through the incident correlator. Reported:
+//! compression (1 − incidents/alerts) and purity (share of each incident's alerts from its
+//! majority source, weighted by alerts), beside a baseline that groups by time alone.
+//!
+//! How the storm is built (deterministic for a seed):
+//! 1. **Rules** from `noissue`, the kind a team writes: latency and request series alert above
+//!    1.2 × their highest normal value; availability alerts below its lowest normal value
+//!    minus one point. Series with fewer than 10 normal values or no variation get no rule.
+//! 2. **Cases**: each case's rows are checked against the rules; a run of breaching rows is
+//!    one alert (it starts up to a minute into its first row, it resolves up to a minute
+//!    into the first row that no longer breaches, or at the end of the case).
+//! 3. **Overlay**: cases in a seeded order, each starting 5–20 min (uniform) after the
+//!    previous one, so a 25-min case overlaps the next.
+//! 4. **Background**: `background` seeded series get a noisy rule (above their normal 90th
+//!    percentile) evaluated on a `noissue` stretch as long as the storm: they flap.
+//! 5. Alerts of one rule that overlap in time are one alert (as in Alertmanager), credited to
+//!    the source that fired first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use auspex_core::{Explanation, Labels, Signal, SignalKind};
+use auspex_incidents::{Config, Correlator, Topology};
+
+use crate::petshop::{self, Key, Metrics, ReadError};
+
+const STEP: i64 = 300_000;
+const MIN: i64 = 60_000;
+
+/// Storm settings.
+#[derive(Debug, Clone)]
+pub struct StormConfig {
+    /// Seed for order, spacing, jitter and background choice.
+    pub seed: u64,
+    /// Cases to overlay (`0`: all).
+    pub cases: usize,
+    /// Background series with a noisy rule.
+    pub background: usize,
+    /// Correlation settings.
+    pub correlator: Config,
+}
+
+impl Default for StormConfig {
+    fn default() -> Self {
+        Self { seed: 1, cases: 0, background: 8, correlator: Config::default() }
+    }
+}
+
+/// One alert of the storm.
+#[derive(Debug, Clone)]
+pub struct StormAlert {
+    /// The signal (an alert; `end` set).
+    pub signal: Signal,
+    /// Index of its source case, or `None` for background.
+    pub source: Option<usize>,
+}
+
+/// Compression and purity of one grouping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grouping {
+    /// Groups made.
+    pub incidents: usize,
+    /// 1 − incidents/alerts.
+    pub compression: f64,
+    /// Σ majority-source alerts / alerts.
+    pub purity: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone)]
+pub struct StormReport {
+    /// Cases overlaid.
+    pub cases: Vec<String>,
+    /// Alerts in the storm (after merging overlaps of one rule).
+    pub alerts: usize,
+    /// Of which background.
+    pub background_alerts: usize,
+    /// Storm length, minutes.
+    pub span_min: f64,
+    /// The correlator.
+    pub auspex: Grouping,
+    /// Time-only grouping with the same window.
+    pub time_only: Grouping,
+    /// Time-only grouping with the smallest window that compresses at least as much as the
+    /// correlator, and that window in minutes (`None` if no window up to 24 h does).
+    pub time_only_matched: Option<(f64, Grouping)>,
+}
+
+/// splitmix64: small, seedable, good enough for shuffles and jitter.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        let span = (hi - lo).max(0) as u64 + 1;
+        lo + (self.next_u64() % span) as i64
+    }
+
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            v.swap(i, j);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    Above(f64),
+    Below(f64),
+}
+
+impl Rule {
+    fn breached(self, v: f64) -> bool {
+        match self {
+            Self::Above(t) => v > t,
+            Self::Below(t) => v < t,
+        }
+    }
+}
+
+fn normal_values(col: &[f64]) -> Option<Vec<f64>> {
+    let mut v: Vec<f64> = col.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let varies = v.first().zip(v.last()).is_some_and(|(a, b)| b > a);
+    (v.len() >= 10 && varies).then_some(v)
+}
+
+/// The static rules a team would write from normal operation.
+fn team_rules(noissue: &Metrics) -> HashMap<Key, Rule> {
+    let mut rules = HashMap::new();
+    for (k, col) in &noissue.columns {
+        let Some(v) = normal_values(col) else { continue };
+        let (lo, hi) = (v[0], v[v.len() - 1]);
+        let rule = match k.metric.as_str() {
+            "availability" if lo > 1.0 => Rule::Below(lo - 1.0),
+            "availability" => continue,
+            _ => Rule::Above(hi * 1.2),
+        };
+        rules.insert(k.clone(), rule);
+    }
+    rules
+}
+
+fn alert_labels(k: &Key) -> Labels {
+    let name = match k.metric.as_str() {
+        "latency" => "HighLatency",
+        "requests" => "HighRequestRate",
+        "availability" => "LowAvailability",
+        _ => "Threshold",
+    };
+    Labels::from_pairs([
+        ("alertname", name),
+        ("service", k.node.as_str()),
+        ("metric", k.metric.as_str()),
+        ("statistic", k.stat.as_str()),
+    ])
+    .unwrap_or_default()
+}
+
+/// Alerts of `m` under `rules`, with row 0 placed at `t0`.
+fn alerts_of(
+    m: &Metrics,
+    rules: &HashMap<Key, Rule>,
+    t0: i64,
+    rng: &mut Rng,
+    source: Option<usize>,
+    out: &mut Vec<StormAlert>,
+) {
+    let n = m.times.len() as i64;
+    for (k, col) in &m.columns {
+        let Some(&rule) = rules.get(k) else { continue };
+        let mut start: Option<i64> = None;
+        for (i, &v) in col.iter().enumerate() {
+            let row_t = t0 + i as i64 * STEP;
+            let breach = v.is_finite() && rule.breached(v);
+            match (start, breach) {
+                (None, true) => start = Some(row_t + rng.range(0, MIN)),
+                (Some(s), false) => {
+                    out.push(alert(k, s, row_t + rng.range(0, MIN), source));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            out.push(alert(k, s, t0 + n * STEP, source));
+        }
+    }
+}
+
+fn alert(k: &Key, start: i64, end: i64, source: Option<usize>) -> StormAlert {
+    let score = if k.metric == "availability" { 1.0 } else { 0.7 };
+    let msg = format!("{} {} {} crossed its threshold", k.node, k.metric, k.stat);
+    let mut signal = Signal::new(
+        SignalKind::Alert,
+        alert_labels(k),
+        start,
+        score,
+        Explanation::Text { message: msg },
+    );
+    signal.end = Some(end.max(start + 1));
+    StormAlert { signal, source }
+}
+
+/// Merges alerts of one rule that overlap in time (the first source keeps the credit).
+fn merge_overlaps(mut v: Vec<StormAlert>) -> Vec<StormAlert> {
+    v.sort_by_key(|a| (a.signal.fingerprint, a.signal.start));
+    let mut out: Vec<StormAlert> = Vec::with_capacity(v.len());
+    for a in v {
+        if let Some(last) = out.last_mut()
+            && last.signal.fingerprint == a.signal.fingerprint
+            && a.signal.start <= last.signal.end.unwrap_or(i64::MAX)
+        {
+            last.signal.end = last.signal.end.max(a.signal.end);
+            continue;
+        }
+        out.push(a);
+    }
+    out.sort_by_key(|a| (a.signal.start, a.signal.fingerprint));
+    out
+}
+
+/// Builds the storm. Returns the alerts (sorted by start), the case names and the topology.
+pub fn build(
+    dir: &Path,
+    cfg: &StormConfig,
+) -> Result<(Vec<StormAlert>, Vec<String>, Topology), ReadError> {
+    let topo = petshop::read_graph(&dir.join("graph.csv"))?;
+    let noissue = petshop::read_metrics(&dir.join("noissue/metrics.csv"))?;
+    let rules = team_rules(&noissue);
+    let mut paths = petshop::cases(dir)?;
+    if paths.is_empty() {
+        return Err(ReadError {
+            path: dir.display().to_string(),
+            why: "no train/issue_*/metrics.csv or test/issue_*/metrics.csv".into(),
+        });
+    }
+    let mut rng = Rng::new(cfg.seed);
+    rng.shuffle(&mut paths);
+    if cfg.cases > 0 {
+        paths.truncate(cfg.cases);
+    }
+    let mut alerts = Vec::new();
+    let mut names = Vec::new();
+    let mut t0 = 0i64;
+    let mut end = 0i64;
+    for (i, p) in paths.iter().enumerate() {
+        let m = petshop::read_metrics(&p.join("metrics.csv"))?;
+        alerts_of(&m, &rules, t0, &mut rng, Some(i), &mut alerts);
+        end = end.max(t0 + m.times.len() as i64 * STEP);
+        let split = p.parent().and_then(|s| s.file_name()).and_then(|s| s.to_str()).unwrap_or("");
+        let name = p.file_name().and_then(|s| s.to_str()).unwrap_or("");
+        names.push(format!("{split}/{name}"));
+        t0 += rng.range(5 * MIN, 20 * MIN);
+    }
+    // Background: noisy rules on a noissue stretch as long as the storm.
+    let rows = ((end / STEP) as usize + 1).min(noissue.times.len());
+    let offset = rng.range(0, (noissue.times.len() - rows) as i64) as usize;
+    let stretch = Metrics {
+        times: noissue.times[offset..offset + rows].to_vec(),
+        columns: noissue
+            .columns
+            .iter()
+            .map(|(k, c)| (k.clone(), c[offset..offset + rows].to_vec()))
+            .collect(),
+    };
+    let mut candidates: Vec<(Key, f64)> = noissue
+        .columns
+        .iter()
+        .filter(|(k, _)| k.metric == "latency")
+        .filter_map(|(k, c)| normal_values(c).map(|v| (k.clone(), v[v.len() * 9 / 10])))
+        .collect();
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+    rng.shuffle(&mut candidates);
+    let noisy: HashMap<Key, Rule> =
+        candidates.into_iter().take(cfg.background).map(|(k, p90)| (k, Rule::Above(p90))).collect();
+    alerts_of(&stretch, &noisy, 0, &mut rng, None, &mut alerts);
+    Ok((merge_overlaps(alerts), names, topo))
+}
+
+fn score(assign: &[usize], alerts: &[StormAlert]) -> Grouping {
+    let mut by: BTreeMap<usize, HashMap<Option<usize>, usize>> = BTreeMap::new();
+    for (a, &g) in alerts.iter().zip(assign) {
+        *by.entry(g).or_default().entry(a.source).or_default() += 1;
+    }
+    let n = alerts.len().max(1) as f64;
+    let majority: usize = by.values().map(|m| m.values().copied().max().unwrap_or(0)).sum();
+    Grouping {
+        incidents: by.len(),
+        compression: 1.0 - by.len() as f64 / n,
+        purity: majority as f64 / n,
+    }
+}
+
+/// Replays the storm through the correlator: each alert's incident (by index).
+pub fn correlate(alerts: &[StormAlert], cfg: Config, topo: Topology) -> Vec<usize> {
+    let mut c = Correlator::new(cfg, topo);
+    // Events in time order: starts (as active signals) and ends.
+    let mut events: Vec<(i64, u8, usize)> = Vec::with_capacity(alerts.len() * 2);
+    for (i, a) in alerts.iter().enumerate() {
+        events.push((a.signal.start, 1, i));
+        if let Some(e) = a.signal.end {
+            events.push((e, 0, i));
+        }
+    }
+    events.sort();
+    let mut ids: HashMap<u64, usize> = HashMap::new();
+    let mut assign = vec![usize::MAX; alerts.len()];
+    for (t, kind, i) in events {
+        c.tick(t);
+        let mut s = alerts[i].signal.clone();
+        if kind == 1 {
+            s.end = None;
+            if let Some(ch) = c.observe(&s).first() {
+                let n = ids.len();
+                assign[i] = *ids.entry(ch.id().0).or_insert(n);
+            }
+        } else {
+            c.observe(&s);
+        }
+    }
+    assign
+}
+
+/// Groups by time alone: a new group when an alert starts more than `window` after the
+/// previous one.
+pub fn time_only(alerts: &[StormAlert], window: i64) -> Vec<usize> {
+    let mut g = 0;
+    let mut last = i64::MIN;
+    alerts
+        .iter()
+        .map(|a| {
+            if last != i64::MIN && a.signal.start - last > window {
+                g += 1;
+            }
+            last = a.signal.start;
+            g
+        })
+        .collect()
+}
+
+/// Builds and scores the storm.
+pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
+    let (alerts, cases, topo) = build(dir, cfg)?;
+    let assign = correlate(&alerts, cfg.correlator.clone(), topo);
+    let auspex = score(&assign, &alerts);
+    let time_only_same = score(&time_only(&alerts, cfg.correlator.window_ms), &alerts);
+    let matched = (0..=24 * 60).find_map(|w| {
+        let g = score(&time_only(&alerts, w * MIN), &alerts);
+        (g.compression >= auspex.compression).then_some((w as f64, g))
+    });
+    let span = alerts.iter().filter_map(|a| a.signal.end).max().unwrap_or(0)
+        - alerts.first().map_or(0, |a| a.signal.start);
+    Ok(StormReport {
+        cases,
+        alerts: alerts.len(),
+        background_alerts: alerts.iter().filter(|a| a.source.is_none()).count(),
+        span_min: span as f64 / MIN as f64,
+        auspex,
+        time_only: time_only_same,
+        time_only_matched: matched,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(fp_name: &str, start: i64, end: i64, source: Option<usize>) -> StormAlert {
+        let k = Key { node: fp_name.into(), metric: "latency".into(), stat: "p99".into() };
+        alert(&k, start, end, source)
+    }
+
+    #[test]
+    fn scoring_counts_majorities() {
+        let alerts = vec![a("x", 0, 1, Some(0)), a("y", 0, 1, Some(0)), a("z", 0, 1, Some(1))];
+        let g = score(&[0, 0, 0], &alerts);
+        assert_eq!(g.incidents, 1);
+        assert!((g.compression - 2.0 / 3.0).abs() < 1e-12);
+        assert!((g.purity - 2.0 / 3.0).abs() < 1e-12);
+        let g = score(&[0, 0, 1], &alerts);
+        assert_eq!((g.incidents, g.purity), (2, 1.0));
+    }
+
+    #[test]
+    fn overlaps_of_one_rule_merge_and_time_only_splits_on_gaps() {
+        let v = merge_overlaps(vec![
+            a("x", 0, 10, Some(0)),
+            a("x", 5, 20, Some(1)),
+            a("x", 30, 40, Some(1)),
+            a("y", 6, 9, None),
+        ]);
+        assert_eq!(v.len(), 3);
+        assert_eq!((v[0].signal.end, v[0].source), (Some(20), Some(0)));
+        assert_eq!(time_only(&v, 5), vec![0, 0, 1]);
+        assert_eq!(time_only(&v, 100), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn rng_is_deterministic_and_in_range() {
+        let mut r = Rng::new(7);
+        let xs: Vec<i64> = (0..100).map(|_| r.range(5, 9)).collect();
+        assert!(xs.iter().all(|x| (5..=9).contains(x)));
+        assert_eq!(
+            xs,
+            (0..100)
+                .map({
+                    let mut r = Rng::new(7);
+                    move |_| r.range(5, 9)
+                })
+                .collect::<Vec<_>>()
+        );
+    }
+}

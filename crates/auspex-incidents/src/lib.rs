@@ -1,0 +1,722 @@
+//! Incidents: signals folded into the few things a person must look at (M6).
+//!
+//! [`Correlator`] is pure and deterministic: it takes signals in arrival order and a clock
+//! passed in, and says which incidents changed. The server persists and notifies; the storm
+//! benchmark replays alerts through the same code.
+//!
+//! A new signal joins an incident, in this order:
+//! 1. **Dedup**: a signal whose fingerprint is already in an open incident that saw a signal
+//!    within `window` is another occurrence of the same problem (counted, not a new member).
+//!    If that incident was resolved less than `flap_window` ago, it is reopened instead of
+//!    opening a new one. A fingerprint that starts `flap_threshold` times within
+//!    `flap_window` is *flapping*: its incident is marked, and its reopenings are quiet.
+//! 2. **Correlation**: among open incidents whose latest signal started at most `window`
+//!    before this one and whose scope labels (`namespace`, `cluster`) do not disagree, the one
+//!    holding the member most related to it. From strongest to weakest: co-onset (started
+//!    within `burst` of it: one cause fires many rules at once), a shared group-label value
+//!    (`service`, `pod`, `instance`), a topology neighbour's service; the last two count only
+//!    for members that started at most `window` before it. Ties go to the most recent member.
+//!    Unrelated signals open a new incident.
+//!
+//! Lifecycle: open → acknowledged → resolved. Resolution is by hand, or automatic once every
+//! signal of the incident has ended and `resolve_after` has passed since the last end.
+//! Change events (deploys, config, flags) never join incidents; they are context, listed
+//! beside the incident by time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use auspex_core::time::rfc3339;
+use auspex_core::{Explanation, Fingerprint, IncidentId, Labels, Signal, SignalId, SignalKind};
+use serde::{Deserialize, Serialize};
+
+pub mod topology;
+
+pub use topology::{Edge, Topology, TopologyError};
+
+/// Version of the incident JSON written by this build (the `"v"` field).
+pub const INCIDENT_SCHEMA_VERSION: u32 = 1;
+
+/// Correlation settings. One configuration for all data: the defaults are round numbers a
+/// team would pick, not fitted to any dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// A signal may join an incident whose latest signal started at most this long before.
+    pub window_ms: i64,
+    /// Signals that start this close to a member of an incident joined it whatever their
+    /// labels (co-onset: one cause fires many rules at once), unless scope labels disagree.
+    pub burst_ms: i64,
+    /// Labels whose shared value relates two signals (e.g. the same service or pod).
+    pub group_labels: Vec<String>,
+    /// Labels that partition: signals whose values differ never share an incident.
+    pub scope_labels: Vec<String>,
+    /// The label that names a signal's service (matched against the topology).
+    pub service_label: String,
+    /// Window for flap detection and for reopening a resolved incident.
+    pub flap_window_ms: i64,
+    /// Starts of one fingerprint within `flap_window_ms` that make it flapping.
+    pub flap_threshold: usize,
+    /// An incident whose signals have all ended is resolved this long after the last end.
+    pub resolve_after_ms: i64,
+    /// Most incidents held in memory (open, acknowledged, or recently resolved); the least
+    /// recently active is let go beyond it (it stays in the store as it is).
+    pub max_incidents: usize,
+    /// Most distinct signals listed per incident; later ones are counted only.
+    pub max_members: usize,
+    /// Most timeline entries kept per incident (the oldest after the first are dropped).
+    pub max_timeline: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            window_ms: 10 * 60_000,
+            burst_ms: 2 * 60_000,
+            group_labels: vec!["service".into(), "pod".into(), "instance".into()],
+            scope_labels: vec!["namespace".into(), "cluster".into()],
+            service_label: "service".into(),
+            flap_window_ms: 30 * 60_000,
+            flap_threshold: 3,
+            resolve_after_ms: 5 * 60_000,
+            max_incidents: 10_000,
+            max_members: 500,
+            max_timeline: 200,
+        }
+    }
+}
+
+/// Where an incident is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Needs someone.
+    Open,
+    /// Someone is on it.
+    Acknowledged,
+    /// Over (by hand or automatically).
+    Resolved,
+}
+
+impl Status {
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    /// Parses the JSON name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "acknowledged" | "ack" => Some(Self::Acknowledged),
+            "resolved" => Some(Self::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// Severity band of an incident, from its highest signal score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Score below 0.6.
+    Info,
+    /// Score from 0.6.
+    Warning,
+    /// Score from 0.9.
+    Critical,
+}
+
+impl Severity {
+    /// The band of `score`.
+    pub fn of(score: f64) -> Self {
+        if score >= 0.9 {
+            Self::Critical
+        } else if score >= 0.6 {
+            Self::Warning
+        } else {
+            Self::Info
+        }
+    }
+
+    /// The JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// One distinct signal (fingerprint) of an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its latest occurrence.
+    pub id: SignalId,
+    /// What is wrong.
+    pub fingerprint: Fingerprint,
+    /// What raised it.
+    pub kind: SignalKind,
+    /// Its labels.
+    pub labels: Labels,
+    /// One line for people.
+    pub title: String,
+    /// Start of its first occurrence in this incident.
+    #[serde(with = "rfc3339")]
+    pub start: i64,
+    /// End of its latest occurrence; `None` while active.
+    #[serde(with = "rfc3339::option")]
+    pub end: Option<i64>,
+    /// Highest score seen.
+    pub score: f64,
+    /// Occurrences folded into this member (1 + duplicates and flaps).
+    pub occurrences: u32,
+}
+
+/// One line of an incident's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// When (signal time for signal events, wall time for actions).
+    #[serde(with = "rfc3339")]
+    pub time: i64,
+    /// `opened`, `signal`, `repeat`, `signal_cleared`, `flapping`, `escalated`,
+    /// `acknowledged`, `resolved`, `reopened`, `notified`, `notify_failed`.
+    pub event: String,
+    /// Details for people.
+    pub detail: String,
+}
+
+/// An incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Schema version of this JSON.
+    pub v: u32,
+    /// Its id (the id of the signal that opened it).
+    pub id: IncidentId,
+    /// One line for people (from the first signal).
+    pub title: String,
+    /// Lifecycle state.
+    pub status: Status,
+    /// Severity band of the highest score.
+    pub severity: Severity,
+    /// Highest signal score.
+    pub score: f64,
+    /// Start of the first signal.
+    #[serde(with = "rfc3339")]
+    pub opened: i64,
+    /// Start of the latest signal that joined.
+    #[serde(with = "rfc3339")]
+    pub last_signal: i64,
+    /// When it was acknowledged.
+    #[serde(with = "rfc3339::option")]
+    pub acknowledged: Option<i64>,
+    /// When it was resolved.
+    #[serde(with = "rfc3339::option")]
+    pub resolved: Option<i64>,
+    /// `auto` or who resolved it.
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+    /// Who acknowledged it.
+    #[serde(default)]
+    pub acknowledged_by: Option<String>,
+    /// Some fingerprint of it is flapping.
+    pub flapping: bool,
+    /// Services of its signals.
+    pub services: BTreeSet<String>,
+    /// Values of the scope labels of its first signal.
+    pub scope: BTreeMap<String, String>,
+    /// Every occurrence folded in, duplicates included.
+    pub signal_count: u64,
+    /// Distinct signals (at most `max_members`).
+    pub signals: Vec<Member>,
+    /// History (at most `max_timeline` entries).
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl Incident {
+    /// Whether it is not resolved.
+    pub fn is_active(&self) -> bool {
+        self.status != Status::Resolved
+    }
+
+    /// The end of its last signal when all have ended.
+    pub fn all_clear_since(&self) -> Option<i64> {
+        let mut last = i64::MIN;
+        for m in &self.signals {
+            last = last.max(m.end?);
+        }
+        (!self.signals.is_empty()).then_some(last)
+    }
+
+    fn push(&mut self, max: usize, time: i64, event: &str, detail: String) {
+        if self.timeline.len() >= max.max(2) {
+            self.timeline.remove(1);
+        }
+        self.timeline.push(TimelineEntry { time, event: event.into(), detail });
+    }
+
+    /// Appends a timeline entry (e.g. a notification outcome), keeping at most `max`.
+    pub fn record(&mut self, max: usize, time: i64, event: &str, detail: String) {
+        self.push(max, time, event, detail);
+    }
+}
+
+/// What happened to an incident; the caller persists it and may notify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A new incident.
+    Opened(IncidentId),
+    /// Its severity band rose.
+    Escalated(IncidentId),
+    /// It was resolved (by hand or automatically).
+    Resolved(IncidentId),
+    /// It was reopened by a signal within the flap window; `flapping` says whether to stay
+    /// quiet about it.
+    Reopened(IncidentId, bool),
+    /// Anything else (a signal joined, repeated or ended; acknowledged).
+    Updated(IncidentId),
+}
+
+impl Change {
+    /// The incident.
+    pub fn id(self) -> IncidentId {
+        match self {
+            Self::Opened(i)
+            | Self::Escalated(i)
+            | Self::Resolved(i)
+            | Self::Reopened(i, _)
+            | Self::Updated(i) => i,
+        }
+    }
+}
+
+/// A manual action could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// No such incident in memory.
+    #[error("no incident {0}")]
+    NotFound(IncidentId),
+    /// The incident is already resolved.
+    #[error("incident {0} is already resolved")]
+    AlreadyResolved(IncidentId),
+}
+
+/// A signal's one-line title.
+pub fn signal_title(s: &Signal) -> String {
+    let what = s
+        .labels
+        .get("alertname")
+        .or_else(|| s.labels.metric_name())
+        .unwrap_or(s.kind.as_str())
+        .to_string();
+    let on = ["service", "job", "pod", "instance"].iter().find_map(|l| s.labels.get(l));
+    let mut t = match on {
+        Some(on) => format!("{what} on {on}"),
+        None => what,
+    };
+    if let Explanation::Text { message } = &s.explanation
+        && !message.is_empty()
+        && message != t.split(' ').next().unwrap_or("")
+    {
+        t.push_str(": ");
+        t.push_str(message);
+    }
+    t
+}
+
+/// The incident engine. Deterministic: the same signals and clock give the same incidents.
+#[derive(Debug)]
+pub struct Correlator {
+    cfg: Config,
+    topo: Topology,
+    incidents: BTreeMap<IncidentId, Incident>,
+    home: HashMap<Fingerprint, IncidentId>,
+    starts: HashMap<Fingerprint, VecDeque<i64>>,
+    /// Incidents let go for the memory bound.
+    pub evicted: u64,
+}
+
+impl Correlator {
+    /// An empty correlator.
+    pub fn new(cfg: Config, topo: Topology) -> Self {
+        Self {
+            cfg,
+            topo,
+            incidents: BTreeMap::new(),
+            home: HashMap::new(),
+            starts: HashMap::new(),
+            evicted: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// An incident held in memory.
+    pub fn get(&self, id: IncidentId) -> Option<&Incident> {
+        self.incidents.get(&id)
+    }
+
+    /// Mutable access (to record notification outcomes).
+    pub fn get_mut(&mut self, id: IncidentId) -> Option<&mut Incident> {
+        self.incidents.get_mut(&id)
+    }
+
+    /// Incidents held in memory.
+    pub fn incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.incidents.values()
+    }
+
+    /// Takes back incidents loaded from the store (start-up): active ones and those resolved
+    /// within the flap window of `now`.
+    pub fn restore(&mut self, incidents: Vec<Incident>, now: i64) {
+        for inc in incidents {
+            if inc.resolved.is_some_and(|r| now - r > self.cfg.flap_window_ms) {
+                continue;
+            }
+            for m in &inc.signals {
+                self.home.insert(m.fingerprint, inc.id);
+            }
+            self.incidents.insert(inc.id, inc);
+        }
+    }
+
+    fn service<'a>(&self, labels: &'a Labels) -> Option<&'a str> {
+        labels.get(&self.cfg.service_label)
+    }
+
+    /// Folds one signal in (a new one, a repeat, or the same one ended/updated).
+    pub fn observe(&mut self, s: &Signal) -> Vec<Change> {
+        if s.kind == SignalKind::Change {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        // The same occurrence again (an end, a higher score, a redelivery).
+        if let Some(&hid) = self.home.get(&s.fingerprint)
+            && let Some(inc) = self.incidents.get_mut(&hid)
+            && let Some(m) = inc.signals.iter_mut().find(|m| m.id == s.id)
+        {
+            let before = Severity::of(inc.score);
+            m.score = m.score.max(s.score);
+            inc.score = inc.score.max(s.score);
+            if m.end.is_none()
+                && let Some(end) = s.end
+            {
+                m.end = Some(end);
+                let d = format!("{} cleared", m.title);
+                inc.push(self.cfg.max_timeline, end, "signal_cleared", d);
+                out.push(Change::Updated(hid));
+            }
+            self.escalation(hid, before, &mut out);
+            return out;
+        }
+        let flapping = self.note_start(s);
+        if let Some(&hid) = self.home.get(&s.fingerprint)
+            && let Some(inc) = self.incidents.get(&hid)
+        {
+            let reopen = match inc.resolved {
+                None if s.start - inc.last_signal <= self.cfg.window_ms => Some(false),
+                None => None,
+                Some(r) if s.start - r <= self.cfg.flap_window_ms => Some(true),
+                Some(_) => None,
+            };
+            if let Some(reopen) = reopen {
+                self.repeat(hid, s, flapping, reopen, &mut out);
+                return out;
+            }
+        }
+        let id = match self.best_incident(s) {
+            Some(id) => {
+                self.join(id, s, &mut out);
+                id
+            }
+            None => self.open(s, &mut out),
+        };
+        if flapping && let Some(inc) = self.incidents.get_mut(&id) {
+            inc.flapping = true;
+        }
+        self.home.insert(s.fingerprint, id);
+        out
+    }
+
+    /// Records a start of `s`'s fingerprint; whether it is now flapping.
+    fn note_start(&mut self, s: &Signal) -> bool {
+        let q = self.starts.entry(s.fingerprint).or_default();
+        q.push_back(s.start);
+        while q.front().is_some_and(|&t| s.start - t > self.cfg.flap_window_ms) {
+            q.pop_front();
+        }
+        while q.len() > self.cfg.flap_threshold.max(1) {
+            q.pop_front();
+        }
+        q.len() >= self.cfg.flap_threshold.max(2)
+    }
+
+    fn repeat(
+        &mut self,
+        hid: IncidentId,
+        s: &Signal,
+        flapping: bool,
+        reopen: bool,
+        out: &mut Vec<Change>,
+    ) {
+        let max_t = self.cfg.max_timeline;
+        let Some(inc) = self.incidents.get_mut(&hid) else { return };
+        let before = Severity::of(inc.score);
+        inc.signal_count += 1;
+        inc.score = inc.score.max(s.score);
+        inc.last_signal = inc.last_signal.max(s.start);
+        let title = signal_title(s);
+        let room = inc.signals.len() < self.cfg.max_members;
+        match inc.signals.iter_mut().find(|m| m.fingerprint == s.fingerprint) {
+            Some(m) => {
+                m.id = s.id;
+                m.end = s.end;
+                m.score = m.score.max(s.score);
+                m.occurrences = m.occurrences.saturating_add(1);
+            }
+            None if room => inc.signals.push(member(s, title.clone())),
+            None => {}
+        }
+        if flapping && !inc.flapping {
+            inc.flapping = true;
+            inc.push(max_t, s.start, "flapping", format!("{title} is flapping"));
+        }
+        if reopen {
+            inc.status = Status::Open;
+            inc.resolved = None;
+            inc.resolved_by = None;
+            inc.acknowledged = None;
+            inc.acknowledged_by = None;
+            inc.push(max_t, s.start, "reopened", format!("{title} fired again"));
+            out.push(Change::Reopened(hid, inc.flapping));
+        } else {
+            inc.push(max_t, s.start, "repeat", title);
+            out.push(Change::Updated(hid));
+        }
+        self.escalation(hid, before, out);
+    }
+
+    fn escalation(&mut self, hid: IncidentId, before: Severity, out: &mut Vec<Change>) {
+        let max_t = self.cfg.max_timeline;
+        if let Some(inc) = self.incidents.get_mut(&hid) {
+            let now = Severity::of(inc.score);
+            inc.severity = now;
+            if now > before && inc.is_active() {
+                let t = inc.last_signal;
+                inc.push(max_t, t, "escalated", format!("{} → {}", before.as_str(), now.as_str()));
+                out.push(Change::Escalated(hid));
+            }
+        }
+    }
+
+    fn scope_of(&self, labels: &Labels) -> BTreeMap<String, String> {
+        self.cfg
+            .scope_labels
+            .iter()
+            .filter_map(|l| labels.get(l).map(|v| (l.clone(), v.to_string())))
+            .collect()
+    }
+
+    /// How strongly `s` belongs with member `m` (0: not at all): 3 for co-onset, 2 for a
+    /// shared group-label value, 1 for topology neighbours; the last two only while `m`
+    /// started within the window before `s`.
+    fn affinity(&self, s: &Signal, svc: Option<&str>, m: &Member) -> u8 {
+        let dt = s.start - m.start;
+        if dt.abs() <= self.cfg.burst_ms {
+            return 3;
+        }
+        if !(0..=self.cfg.window_ms).contains(&dt) {
+            return 0;
+        }
+        let shared = |l: &String| s.labels.get(l).is_some_and(|v| m.labels.get(l) == Some(v));
+        if self.cfg.group_labels.iter().any(shared) {
+            return 2;
+        }
+        match (svc, self.service(&m.labels)) {
+            (Some(a), Some(b)) if self.topo.adjacent(a, b) => 1,
+            _ => 0,
+        }
+    }
+
+    fn best_incident(&self, s: &Signal) -> Option<IncidentId> {
+        let scope = self.scope_of(&s.labels);
+        let svc = self.service(&s.labels);
+        // (affinity, start of the closest related member, incident)
+        let mut best: Option<(u8, i64, IncidentId)> = None;
+        for (id, inc) in &self.incidents {
+            if !inc.is_active() || s.start - inc.last_signal > self.cfg.window_ms {
+                continue;
+            }
+            if scope.iter().any(|(l, v)| inc.scope.get(l).is_some_and(|w| w != v)) {
+                continue;
+            }
+            for m in &inc.signals {
+                let a = self.affinity(s, svc, m);
+                if a == 0 {
+                    continue;
+                }
+                let cand = (a, m.start, *id);
+                if best.is_none_or(|b| (cand.0, cand.1) > (b.0, b.1)) {
+                    best = Some(cand);
+                }
+            }
+        }
+        best.map(|b| b.2)
+    }
+
+    fn join(&mut self, id: IncidentId, s: &Signal, out: &mut Vec<Change>) {
+        let title = signal_title(s);
+        let svc = self.service(&s.labels).map(str::to_string);
+        let (max_m, max_t) = (self.cfg.max_members, self.cfg.max_timeline);
+        let Some(inc) = self.incidents.get_mut(&id) else { return };
+        let before = Severity::of(inc.score);
+        inc.signal_count += 1;
+        inc.score = inc.score.max(s.score);
+        inc.last_signal = inc.last_signal.max(s.start);
+        if let Some(svc) = svc {
+            inc.services.insert(svc);
+        }
+        if inc.signals.len() < max_m {
+            inc.signals.push(member(s, title.clone()));
+        }
+        inc.push(max_t, s.start, "signal", title);
+        out.push(Change::Updated(id));
+        self.escalation(id, before, out);
+    }
+
+    fn open(&mut self, s: &Signal, out: &mut Vec<Change>) -> IncidentId {
+        if self.incidents.len() >= self.cfg.max_incidents.max(1) {
+            self.evict_one();
+        }
+        let id = IncidentId(s.id.0);
+        let title = signal_title(s);
+        let mut inc = Incident {
+            v: INCIDENT_SCHEMA_VERSION,
+            id,
+            title: title.clone(),
+            status: Status::Open,
+            severity: Severity::of(s.score),
+            score: s.score,
+            opened: s.start,
+            last_signal: s.start,
+            acknowledged: None,
+            resolved: None,
+            resolved_by: None,
+            acknowledged_by: None,
+            flapping: false,
+            services: self.service(&s.labels).map(str::to_string).into_iter().collect(),
+            scope: self.scope_of(&s.labels),
+            signal_count: 1,
+            signals: vec![member(s, title.clone())],
+            timeline: Vec::new(),
+        };
+        inc.push(self.cfg.max_timeline, s.start, "opened", title);
+        self.incidents.insert(id, inc);
+        out.push(Change::Opened(id));
+        id
+    }
+
+    fn evict_one(&mut self) {
+        let victim =
+            self.incidents.values().min_by_key(|i| (i.is_active(), i.last_signal)).map(|i| i.id);
+        if let Some(v) = victim {
+            self.forget(v);
+            self.evicted += 1;
+        }
+    }
+
+    fn forget(&mut self, id: IncidentId) {
+        if let Some(inc) = self.incidents.remove(&id) {
+            for m in &inc.signals {
+                if self.home.get(&m.fingerprint) == Some(&id) {
+                    self.home.remove(&m.fingerprint);
+                }
+            }
+        }
+    }
+
+    /// Time passes: resolves incidents all clear for `resolve_after`, and lets go of those
+    /// resolved longer than the flap window ago (they stay in the store).
+    pub fn tick(&mut self, now: i64) -> Vec<Change> {
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for inc in self.incidents.values_mut() {
+            match inc.resolved {
+                Some(r) if now - r > self.cfg.flap_window_ms => gone.push(inc.id),
+                Some(_) => {}
+                None => {
+                    if let Some(clear) = inc.all_clear_since()
+                        && now - clear >= self.cfg.resolve_after_ms
+                    {
+                        let at = clear + self.cfg.resolve_after_ms;
+                        inc.status = Status::Resolved;
+                        inc.resolved = Some(at);
+                        inc.resolved_by = Some("auto".into());
+                        let d = "every signal cleared".to_string();
+                        inc.push(self.cfg.max_timeline, at, "resolved", d);
+                        out.push(Change::Resolved(inc.id));
+                    }
+                }
+            }
+        }
+        for id in gone {
+            self.forget(id);
+        }
+        let w = self.cfg.flap_window_ms;
+        self.starts.retain(|_, q| q.back().is_some_and(|&t| now - t <= w));
+        out
+    }
+
+    /// Acknowledges an incident.
+    pub fn ack(&mut self, id: IncidentId, now: i64, by: &str) -> Result<Change, ActionError> {
+        let max_t = self.cfg.max_timeline;
+        let inc = self.incidents.get_mut(&id).ok_or(ActionError::NotFound(id))?;
+        if inc.status == Status::Resolved {
+            return Err(ActionError::AlreadyResolved(id));
+        }
+        if inc.status == Status::Open {
+            inc.status = Status::Acknowledged;
+            inc.acknowledged = Some(now);
+            inc.acknowledged_by = Some(by.to_string());
+            inc.push(max_t, now, "acknowledged", format!("by {by}"));
+        }
+        Ok(Change::Updated(id))
+    }
+
+    /// Resolves an incident by hand.
+    pub fn resolve(&mut self, id: IncidentId, now: i64, by: &str) -> Result<Change, ActionError> {
+        let max_t = self.cfg.max_timeline;
+        let inc = self.incidents.get_mut(&id).ok_or(ActionError::NotFound(id))?;
+        if inc.status == Status::Resolved {
+            return Err(ActionError::AlreadyResolved(id));
+        }
+        inc.status = Status::Resolved;
+        inc.resolved = Some(now);
+        inc.resolved_by = Some(by.to_string());
+        inc.push(max_t, now, "resolved", format!("by {by}"));
+        Ok(Change::Resolved(id))
+    }
+}
+
+fn member(s: &Signal, title: String) -> Member {
+    Member {
+        id: s.id,
+        fingerprint: s.fingerprint,
+        kind: s.kind,
+        labels: s.labels.clone(),
+        title,
+        start: s.start,
+        end: s.end,
+        score: s.score,
+        occurrences: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests;

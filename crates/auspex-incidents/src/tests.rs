@@ -1,0 +1,195 @@
+use super::*;
+
+const MIN: i64 = 60_000;
+
+fn sig(name: &str, pairs: &[(&str, &str)], start: i64, score: f64) -> Signal {
+    let mut l = vec![("alertname", name)];
+    l.extend_from_slice(pairs);
+    let labels = Labels::from_pairs(l).unwrap();
+    Signal::new(
+        SignalKind::Alert,
+        labels,
+        start,
+        score,
+        Explanation::Text { message: String::new() },
+    )
+}
+
+fn ended(mut s: Signal, end: i64) -> Signal {
+    s.end = Some(end);
+    s
+}
+
+fn topo() -> Topology {
+    Topology::parse("edges: [{from: web, to: api}, {from: api, to: db}, {from: web, to: search}]")
+        .unwrap()
+}
+
+fn ids(c: &[Change]) -> Vec<IncidentId> {
+    c.iter().map(|c| c.id()).collect()
+}
+
+#[test]
+fn shared_service_and_topology_group_and_time_splits() {
+    let mut c = Correlator::new(Config::default(), topo());
+    let a = c.observe(&sig("HighLatency", &[("service", "api")], 0, 0.7));
+    assert!(matches!(a[0], Change::Opened(_)));
+    let id = a[0].id();
+    assert_eq!(id.0, sig("HighLatency", &[("service", "api")], 0, 0.7).id.0, "id of the first");
+    // Same service: joins.
+    assert_eq!(ids(&c.observe(&sig("Errors", &[("service", "api")], 3 * MIN, 0.7))), vec![id]);
+    // Topology neighbour of a member's service: joins.
+    assert_eq!(ids(&c.observe(&sig("SlowQueries", &[("service", "db")], 6 * MIN, 0.7))), vec![id]);
+    // Unrelated service, not at the same moment: its own incident.
+    let other = c.observe(&sig("DiskFull", &[("service", "batch")], 9 * MIN, 0.7));
+    assert!(matches!(other[0], Change::Opened(_)));
+    // Co-onset: an unrelated service firing within the burst of a member joins it.
+    assert_eq!(
+        ids(&c.observe(&sig("Queue", &[("service", "mq")], 10 * MIN, 0.7))),
+        vec![other[0].id()]
+    );
+    // Same service but long after the window: a new incident.
+    let late = c.observe(&sig("Errors2", &[("service", "api")], 40 * MIN, 0.7));
+    assert!(matches!(late[0], Change::Opened(_)));
+    let inc = c.get(id).unwrap();
+    assert_eq!(inc.signals.len(), 3);
+    assert_eq!(inc.services.iter().map(String::as_str).collect::<Vec<_>>(), ["api", "db"]);
+    assert_eq!(inc.timeline[0].event, "opened");
+}
+
+#[test]
+fn scope_labels_partition() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let a = c.observe(&sig("A", &[("service", "api"), ("namespace", "prod")], 0, 0.5));
+    let b = c.observe(&sig("B", &[("service", "api"), ("namespace", "staging")], 0, 0.5));
+    assert_ne!(a[0].id(), b[0].id());
+    let d = c.observe(&sig("C", &[("service", "api"), ("namespace", "prod")], 2 * MIN, 0.5));
+    assert_eq!(d[0].id(), a[0].id());
+}
+
+#[test]
+fn duplicates_are_counted_not_listed() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let s = sig("A", &[("service", "api")], 0, 0.5);
+    let id = c.observe(&s)[0].id();
+    // Redelivery of the same occurrence changes nothing but may close it.
+    assert!(c.observe(&s).is_empty());
+    c.observe(&ended(s.clone(), 2 * MIN));
+    assert_eq!(c.get(id).unwrap().signals[0].end, Some(2 * MIN));
+    // A new occurrence of the same fingerprint is a repeat.
+    c.observe(&sig("A", &[("service", "api")], 3 * MIN, 0.5));
+    let inc = c.get(id).unwrap();
+    assert_eq!((inc.signals.len(), inc.signal_count), (1, 2));
+    assert_eq!(inc.signals[0].occurrences, 2);
+    assert_eq!(inc.signals[0].end, None, "active again");
+}
+
+#[test]
+fn auto_resolve_waits_for_every_signal_and_the_delay() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let a = sig("A", &[("service", "api")], 0, 0.5);
+    let b = sig("B", &[("service", "api")], MIN, 0.5);
+    let id = c.observe(&a)[0].id();
+    c.observe(&b);
+    c.observe(&ended(a, 2 * MIN));
+    assert!(c.tick(30 * MIN).is_empty(), "b still active");
+    c.observe(&ended(b, 10 * MIN));
+    assert!(c.tick(14 * MIN).is_empty(), "not yet 5 min all clear");
+    assert_eq!(c.tick(15 * MIN), vec![Change::Resolved(id)]);
+    let inc = c.get(id).unwrap();
+    assert_eq!(inc.status, Status::Resolved);
+    assert_eq!(inc.resolved, Some(15 * MIN));
+    assert_eq!(inc.resolved_by.as_deref(), Some("auto"));
+    // Long after the flap window it is let go from memory.
+    c.tick(60 * MIN);
+    assert!(c.get(id).is_none());
+}
+
+#[test]
+fn flapping_reopens_quietly() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let mut id = None;
+    let mut reopened = Vec::new();
+    for k in 0..4 {
+        let t = k * 7 * MIN;
+        let s = sig("Flappy", &[("service", "api")], t, 0.5);
+        for ch in c.observe(&s) {
+            id.get_or_insert(ch.id());
+            if let Change::Reopened(_, quiet) = ch {
+                reopened.push(quiet);
+            }
+        }
+        c.observe(&ended(s, t + MIN));
+        c.tick(t + 7 * MIN - 1);
+    }
+    let inc = c.get(id.unwrap()).unwrap();
+    assert_eq!(c.incidents().count(), 1, "one incident for a flapping alert");
+    assert!(inc.flapping);
+    assert_eq!(inc.signal_count, 4);
+    assert_eq!(reopened, vec![false, true, true], "quiet once flapping");
+}
+
+#[test]
+fn lifecycle_by_hand() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let id = c.observe(&sig("A", &[("service", "api")], 0, 0.5))[0].id();
+    assert_eq!(c.ack(id, 5, "ana"), Ok(Change::Updated(id)));
+    assert_eq!(c.get(id).unwrap().status, Status::Acknowledged);
+    assert_eq!(c.get(id).unwrap().acknowledged_by.as_deref(), Some("ana"));
+    assert_eq!(c.resolve(id, 9, "ana"), Ok(Change::Resolved(id)));
+    assert_eq!(c.resolve(id, 10, "bo"), Err(ActionError::AlreadyResolved(id)));
+    assert_eq!(c.ack(id, 10, "bo"), Err(ActionError::AlreadyResolved(id)));
+    assert_eq!(c.ack(IncidentId(1), 10, "bo"), Err(ActionError::NotFound(IncidentId(1))));
+    let events: Vec<_> = c.get(id).unwrap().timeline.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(events, ["opened", "acknowledged", "resolved"]);
+}
+
+#[test]
+fn escalation_changes_and_change_events_stay_out() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let id = c.observe(&sig("A", &[("service", "api")], 0, 0.5))[0].id();
+    let ch = c.observe(&sig("B", &[("service", "api")], MIN, 0.95));
+    assert_eq!(ch, vec![Change::Updated(id), Change::Escalated(id)]);
+    assert_eq!(c.get(id).unwrap().severity, Severity::Critical);
+    let deploy = Signal::new(
+        SignalKind::Change,
+        Labels::from_pairs([("service", "api")]).unwrap(),
+        MIN,
+        0.0,
+        Explanation::Text { message: "deploy".into() },
+    );
+    assert!(c.observe(&deploy).is_empty());
+}
+
+#[test]
+fn memory_is_bounded_and_restore_rebuilds() {
+    let cfg = Config { max_incidents: 3, ..Config::default() };
+    let mut c = Correlator::new(cfg.clone(), Topology::default());
+    for k in 0..5 {
+        c.observe(&sig("A", &[("service", &format!("s{k}"))], k * 3 * MIN, 0.5));
+    }
+    assert_eq!(c.incidents().count(), 3);
+    assert_eq!(c.evicted, 2);
+    let kept: Vec<_> = c.incidents().cloned().collect();
+    let mut d = Correlator::new(cfg, Topology::default());
+    d.restore(kept, 15 * MIN);
+    // A repeat of a restored fingerprint goes home; a related signal joins.
+    let ch = d.observe(&sig("A", &[("service", "s4")], 16 * MIN, 0.5));
+    assert!(matches!(ch[0], Change::Updated(_)));
+    let ch = d.observe(&sig("Other", &[("service", "s3")], 16 * MIN, 0.5));
+    assert!(matches!(ch[0], Change::Updated(_)));
+}
+
+#[test]
+fn incident_json_round_trips() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let id = c.observe(&sig("A", &[("service", "api")], 0, 0.5))[0].id();
+    let inc = c.get(id).unwrap().clone();
+    let j = serde_json::to_value(&inc).unwrap();
+    assert_eq!(j["status"], "open");
+    assert_eq!(j["severity"], "info");
+    assert_eq!(j["opened"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(j["id"].as_str().unwrap().len(), 16);
+    let back: Incident = serde_json::from_value(j).unwrap();
+    assert_eq!(back, inc);
+}

@@ -1,0 +1,131 @@
+//! The service topology: which services call which. Read from a YAML (or JSON) file
+//! `{services: [...], edges: [{from, to}]}`; later also derived from traces.
+//!
+//! Correlation treats an edge as undirected: a slow callee makes its callers slow, and a
+//! failing caller can overload its callees, so either end may show the symptom first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A topology file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("topology {path}: {why}")]
+pub struct TopologyError {
+    /// The file.
+    pub path: String,
+    /// What was wrong.
+    pub why: String,
+}
+
+/// One call edge: `from` calls `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edge {
+    /// The caller.
+    pub from: String,
+    /// The callee.
+    pub to: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    edges: Vec<Edge>,
+}
+
+/// Services and their neighbours.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    adj: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Topology {
+    /// A topology from a service list and call edges (services named only by edges are
+    /// added).
+    pub fn new(services: impl IntoIterator<Item = String>, edges: &[Edge]) -> Self {
+        let mut adj: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for s in services {
+            adj.entry(s).or_default();
+        }
+        for e in edges {
+            if e.from == e.to {
+                adj.entry(e.from.clone()).or_default();
+                continue;
+            }
+            adj.entry(e.from.clone()).or_default().insert(e.to.clone());
+            adj.entry(e.to.clone()).or_default().insert(e.from.clone());
+        }
+        Self { adj }
+    }
+
+    /// Parses the YAML (JSON is YAML too) text of a topology file.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let f: File = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        for (i, e) in f.edges.iter().enumerate() {
+            if e.from.is_empty() || e.to.is_empty() {
+                return Err(format!("edges[{i}]: `from` and `to` must be non-empty"));
+            }
+        }
+        Ok(Self::new(f.services, &f.edges))
+    }
+
+    /// Reads a topology file.
+    pub fn load(path: &Path) -> Result<Self, TopologyError> {
+        let err = |why: String| TopologyError { path: path.display().to_string(), why };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        Self::parse(&text).map_err(err)
+    }
+
+    /// Whether `a` and `b` are directly connected (in either direction).
+    pub fn adjacent(&self, a: &str, b: &str) -> bool {
+        self.adj.get(a).is_some_and(|n| n.contains(b))
+    }
+
+    /// Number of services.
+    pub fn len(&self) -> usize {
+        self.adj.len()
+    }
+
+    /// Whether there are no services.
+    pub fn is_empty(&self) -> bool {
+        self.adj.is_empty()
+    }
+
+    /// The neighbours of `s`.
+    pub fn neighbours(&self, s: &str) -> impl Iterator<Item = &str> {
+        self.adj.get(s).into_iter().flat_map(|n| n.iter().map(String::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_and_json_parse_and_edges_are_undirected() {
+        let t = Topology::parse(
+            "services: [web, api, db, cache]\nedges:\n  - {from: web, to: api}\n  - from: api\n    to: db\n",
+        )
+        .unwrap();
+        assert!(t.adjacent("web", "api") && t.adjacent("api", "web"));
+        assert!(t.adjacent("db", "api"));
+        assert!(!t.adjacent("web", "db"));
+        assert!(!t.adjacent("cache", "web"));
+        assert_eq!(t.len(), 4);
+        let j = Topology::parse(r#"{"edges":[{"from":"a","to":"b"}]}"#).unwrap();
+        assert!(j.adjacent("b", "a"));
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_a_reason() {
+        assert!(Topology::parse("edges: [{from: a}]").unwrap_err().contains("to"));
+        assert!(Topology::parse("edges: [{from: a, to: b, weight: 3}]").is_err());
+        assert!(Topology::parse("edges: [{from: '', to: b}]").unwrap_err().contains("non-empty"));
+        assert!(Topology::parse("services: 7").is_err());
+    }
+}
