@@ -411,7 +411,8 @@ mod tests {
         ]);
         assert_eq!(v.len(), 3);
         assert_eq!((v[0].signal.end, v[0].source), (Some(20), Some(0)));
-        assert_eq!(time_only(&v, 5), vec![0, 0, 1]);
+        assert_eq!(time_only(&v, 6), vec![0, 0, 1]);
+        assert_eq!(time_only(&v, 5), vec![0, 1, 2]);
         assert_eq!(time_only(&v, 100), vec![0, 0, 0]);
     }
 
