@@ -39,6 +39,52 @@ enum Command {
     /// The model registry (any MLflow-compatible server): list, show, gate-and-promote, lineage.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Incidents on a server: signals folded together by time, labels and topology.
+    #[command(subcommand)]
+    Incidents(IncidentsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// List incidents, newest first.
+    List(IncidentsListArgs),
+    /// Show one incident: its signals, the change events around it, and its timeline.
+    Show(IncidentShowArgs),
+    /// Acknowledge an incident (someone is on it).
+    Ack(IncidentActionArgs),
+    /// Resolve an incident by hand.
+    Resolve(IncidentActionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsListArgs {
+    /// Only incidents in this state.
+    #[arg(long, default_value = "all", value_parser = ["all", "open", "acknowledged", "resolved"])]
+    pub status: String,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub server: ServerOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentShowArgs {
+    /// The incident id (16 hex digits, from `auspex incidents list`).
+    pub id: String,
+    #[command(flatten)]
+    pub server: ServerOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentActionArgs {
+    /// The incident id (16 hex digits, from `auspex incidents list`).
+    pub id: String,
+    /// Who (recorded in the timeline) [default: $USER].
+    #[arg(long)]
+    pub by: Option<String>,
+    #[command(flatten)]
+    pub server: ServerOpt,
 }
 
 #[derive(Debug, Subcommand)]
@@ -483,6 +529,10 @@ pub fn main() -> ExitCode {
         Command::Signals(SignalsCommand::List(a)) => crate::client::signals(&a),
         Command::Series(SeriesCommand::List(a)) => crate::client::series(&a),
         Command::Events(EventsCommand::Send(a)) => crate::client::send_event(&a),
+        Command::Incidents(IncidentsCommand::List(a)) => crate::incidents::list(&a),
+        Command::Incidents(IncidentsCommand::Show(a)) => crate::incidents::show(&a),
+        Command::Incidents(IncidentsCommand::Ack(a)) => crate::incidents::act(&a, "ack"),
+        Command::Incidents(IncidentsCommand::Resolve(a)) => crate::incidents::act(&a, "resolve"),
         Command::Models(ModelsCommand::List(a)) => crate::models::list(&a),
         Command::Models(ModelsCommand::Show(a)) => crate::models::show(&a),
         Command::Models(ModelsCommand::Promote(a)) => crate::models::promote(&a),

@@ -29,6 +29,33 @@ pub fn get_json(base: &str, path: &str) -> Result<Value, Failure> {
         .map_err(|e| Failure::input(anyhow!("{url}: reply is not JSON: {e}")))
 }
 
+/// POSTs JSON to `path` and parses the JSON reply; errors carry the server's message.
+pub fn post_json(base: &str, path: &str, body: &Value) -> Result<Value, Failure> {
+    let url = format!("{base}{path}");
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut resp = agent
+        .post(&url)
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .map_err(|e| {
+            Failure::input(anyhow!(
+                "cannot reach {base}: {e} (is `auspex serve` running? set --server or $AUSPEX_SERVER)"
+            ))
+        })?;
+    let status = resp.status();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    if !status.is_success() {
+        let msg = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.trim().to_string());
+        return Err(Failure::input(anyhow!("{url}: {status}: {msg}")));
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::input(anyhow!("{url}: reply is not JSON: {e}")))
+}
+
 fn labels_text(v: &Value) -> String {
     let Some(m) = v.as_object() else { return String::new() };
     let name = m.get("__name__").and_then(Value::as_str).unwrap_or("");
@@ -102,25 +129,7 @@ pub fn send_event(a: &EventsSendArgs) -> CmdResult {
             body[k] = Value::String(v.clone());
         }
     }
-    let base = a.server.url();
-    let url = format!("{base}/auspex/v1/events");
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let mut resp = agent
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .send(body.to_string())
-        .map_err(|e| {
-            Failure::input(anyhow!(
-                "cannot reach {base}: {e} (is `auspex serve` running? set --server or $AUSPEX_SERVER)"
-            ))
-        })?;
-    let status = resp.status();
-    let text = resp.body_mut().read_to_string().unwrap_or_default();
-    if !status.is_success() {
-        return Err(Failure::input(anyhow!("events send: {status}: {}", text.trim())));
-    }
-    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let v = post_json(&a.server.url(), "/auspex/v1/events", &body)?;
     if a.server.json {
         say(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else {

@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod client;
 mod detect;
+mod incidents;
 mod loadgen;
 mod logs;
 mod models;

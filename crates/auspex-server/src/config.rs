@@ -32,6 +32,30 @@
 //!
 //! [store]
 //! synchronous = "full"            # "full": fsync per commit; "normal": survives process crashes only
+//!
+//! [incidents]
+//! window = "10m"                  # a signal joins an incident active this recently
+//! burst = "2m"                    # signals starting this close together share an incident
+//! resolve_after = "5m"            # auto-resolve once every signal has cleared this long
+//! flap_window = "30m"             # flap detection, and reopening instead of a new incident
+//! flap_threshold = 3              # starts within flap_window that make a signal flapping
+//! group_labels = ["service", "pod", "instance"]   # a shared value relates signals
+//! scope_labels = ["namespace", "cluster"]         # a different value separates them
+//! service_label = "service"       # matched against the topology's services
+//! topology = ""                   # YAML {services: [...], edges: [{from, to}]}
+//! max_incidents = 10000           # held in memory (the rest stay in the store)
+//! tick = "5s"                     # how often auto-resolution is checked
+//!
+//! [notify]
+//! allow = ["http://127.0.0.1:*/"] # URL prefixes a target may use (port `*`: any)
+//! retries = 3                     # after the first attempt, with doubling backoff
+//! backoff = "1s"
+//! timeout = "10s"
+//! [[notify.targets]]
+//! kind = "webhook"                # webhook | slack | pagerduty
+//! url = "http://127.0.0.1:9000/hook"
+//! secret = "..."                  # webhook: HMAC-SHA256 of the body in X-Auspex-Signature
+//! # routing_key = "..."           # pagerduty: the integration key
 //! ```
 
 use std::path::Path;
@@ -62,6 +86,131 @@ pub struct Config {
     pub mlflow: MlflowCfg,
     /// The embedded store.
     pub store: StoreCfg,
+    /// Incident correlation.
+    pub incidents: IncidentsCfg,
+    /// Notifications.
+    pub notify: NotifyCfg,
+}
+
+/// `[incidents]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentsCfg {
+    /// A signal joins an incident whose latest signal started at most this long before.
+    #[serde(with = "dur")]
+    pub window: Duration,
+    /// Co-onset: signals starting this close together share an incident.
+    #[serde(with = "dur")]
+    pub burst: Duration,
+    /// Auto-resolution delay after every signal cleared.
+    #[serde(with = "dur")]
+    pub resolve_after: Duration,
+    /// Flap detection window.
+    #[serde(with = "dur")]
+    pub flap_window: Duration,
+    /// Starts within the flap window that make a fingerprint flapping.
+    pub flap_threshold: usize,
+    /// Labels whose shared value relates signals.
+    pub group_labels: Vec<String>,
+    /// Labels whose differing values separate signals.
+    pub scope_labels: Vec<String>,
+    /// The service label (matched against the topology).
+    pub service_label: String,
+    /// Topology file (YAML); empty for none.
+    pub topology: String,
+    /// Incidents held in memory.
+    pub max_incidents: usize,
+    /// Auto-resolution check interval.
+    #[serde(with = "dur")]
+    pub tick: Duration,
+}
+
+impl Default for IncidentsCfg {
+    fn default() -> Self {
+        let c = auspex_incidents::Config::default();
+        let ms = |x: i64| Duration::from_millis(x.max(0) as u64);
+        Self {
+            window: ms(c.window_ms),
+            burst: ms(c.burst_ms),
+            resolve_after: ms(c.resolve_after_ms),
+            flap_window: ms(c.flap_window_ms),
+            flap_threshold: c.flap_threshold,
+            group_labels: c.group_labels,
+            scope_labels: c.scope_labels,
+            service_label: c.service_label,
+            topology: String::new(),
+            max_incidents: c.max_incidents,
+            tick: Duration::from_secs(5),
+        }
+    }
+}
+
+impl IncidentsCfg {
+    /// The correlator's settings.
+    pub fn correlator(&self) -> auspex_incidents::Config {
+        let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
+        auspex_incidents::Config {
+            window_ms: ms(self.window),
+            burst_ms: ms(self.burst),
+            resolve_after_ms: ms(self.resolve_after),
+            flap_window_ms: ms(self.flap_window),
+            flap_threshold: self.flap_threshold,
+            group_labels: self.group_labels.clone(),
+            scope_labels: self.scope_labels.clone(),
+            service_label: self.service_label.clone(),
+            max_incidents: self.max_incidents,
+            ..auspex_incidents::Config::default()
+        }
+    }
+}
+
+/// `[notify]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyCfg {
+    /// URL prefixes targets may use; a port of `*` matches any port.
+    pub allow: Vec<String>,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// First backoff (doubles each retry).
+    #[serde(with = "dur")]
+    pub backoff: Duration,
+    /// Per-attempt timeout.
+    #[serde(with = "dur")]
+    pub timeout: Duration,
+    /// Where to send.
+    pub targets: Vec<NotifyTarget>,
+}
+
+impl Default for NotifyCfg {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            retries: 3,
+            backoff: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// `[[notify.targets]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTarget {
+    /// `webhook`, `slack` or `pagerduty`.
+    pub kind: String,
+    /// Where to POST.
+    pub url: String,
+    /// Webhook: HMAC-SHA256 key.
+    #[serde(default)]
+    pub secret: String,
+    /// PagerDuty: integration (routing) key.
+    #[serde(default)]
+    pub routing_key: String,
+    /// A name for the timeline (default: the kind).
+    #[serde(default)]
+    pub name: String,
 }
 
 /// `[store]`.
@@ -304,6 +453,36 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.metrics.anomaly_score_min) {
             return bad("metrics.anomaly_score_min", "must be within [0, 1]");
+        }
+        let inc = &self.incidents;
+        if inc.max_incidents == 0 {
+            return bad("incidents.max_incidents", "must be at least 1");
+        }
+        if inc.tick < Duration::from_millis(100) {
+            return bad("incidents.tick", "must be at least 100ms");
+        }
+        if inc.flap_threshold < 2 {
+            return bad("incidents.flap_threshold", "must be at least 2");
+        }
+        for a in &self.notify.allow {
+            if !(a.starts_with("http://") || a.starts_with("https://")) {
+                return bad("notify.allow", &format!("{a:?} must start with http:// or https://"));
+            }
+        }
+        for (i, t) in self.notify.targets.iter().enumerate() {
+            let what = format!("notify.targets[{i}]");
+            if !matches!(t.kind.as_str(), "webhook" | "slack" | "pagerduty") {
+                return bad(&what, "kind must be webhook, slack or pagerduty");
+            }
+            if !crate::notify::allowed(&self.notify.allow, &t.url) {
+                return bad(
+                    &what,
+                    &format!("url {:?} is not in notify.allow (add its prefix there)", t.url),
+                );
+            }
+            if t.kind == "pagerduty" && t.routing_key.is_empty() {
+                return bad(&what, "pagerduty needs routing_key");
+            }
         }
         Ok(())
     }

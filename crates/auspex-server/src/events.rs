@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use auspex_core::time::{NumericUnit, format_rfc3339, parse_timestamp};
 use auspex_core::{Explanation, Labels, Signal, SignalKind};
-use auspex_store::Store;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -84,7 +83,10 @@ pub fn alert_signal(
 }
 
 /// `POST /auspex/v1/alertmanager`.
-pub async fn alertmanager<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Response {
+pub async fn alertmanager<S: crate::mlflow::MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    body: Bytes,
+) -> Response {
     let p: AmPayload = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => return bad(format!("malformed Alertmanager webhook: {e}")),
@@ -109,6 +111,7 @@ pub async fn alertmanager<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes)
         )
             .into_response();
     }
+    crate::incidents::fold(&app, &signals).await;
     axum::Json(json!({"accepted": signals.len()})).into_response()
 }
 
@@ -172,7 +175,10 @@ pub fn change_signal(e: &ChangeEvent) -> Result<Signal, String> {
 }
 
 /// `POST /auspex/v1/events`.
-pub async fn events<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Response {
+pub async fn events<S: crate::mlflow::MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    body: Bytes,
+) -> Response {
     let e: ChangeEvent = match serde_json::from_slice(&body) {
         Ok(e) => e,
         Err(err) => return bad(format!("malformed change event: {err}")),

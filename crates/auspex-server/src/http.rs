@@ -8,6 +8,7 @@
 //! | `POST /auspex/v1/events` | change events (deploy, config, flag) become change signals |
 //! | `GET /auspex/v1/signals?since=24h&limit=1000` | signals, newest first (Signal JSON v1) |
 //! | `GET /auspex/v1/series?limit=10000` | series with their state |
+//! | `/auspex/v1/incidents[/{id}[/ack\|/resolve]]` | incidents (`incidents.rs`) |
 //! | `POST /auspex/v1/admin/pause-ingest?seconds=N` | shed writes (503) for N seconds |
 //! | `GET /auspex/v1/models/{name}/versions/{v}/lineage` | a model version's lineage and audit |
 //! | `/api/2.0/mlflow/...`, `/ajax-api/2.0/mlflow/...` | the MLflow REST API (`mlflow.rs`) |
@@ -53,6 +54,8 @@ pub struct App<S> {
     pub paused_until: AtomicI64,
     /// Signals whose write failed, retried by the snapshot worker.
     pub pending: std::sync::Mutex<Vec<Signal>>,
+    /// Incident correlation.
+    pub incidents: crate::incidents::Hub,
 }
 
 /// Milliseconds since the epoch.
@@ -92,6 +95,10 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
             post(crate::events::events::<S>).layer(DefaultBodyLimit::max(max_body)),
         )
         .route("/auspex/v1/signals", get(signals::<S>))
+        .route("/auspex/v1/incidents", get(crate::incidents::list::<S>))
+        .route("/auspex/v1/incidents/{id}", get(crate::incidents::show::<S>))
+        .route("/auspex/v1/incidents/{id}/ack", post(crate::incidents::ack::<S>))
+        .route("/auspex/v1/incidents/{id}/resolve", post(crate::incidents::resolve::<S>))
         .route("/auspex/v1/series", get(series::<S>))
         .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))
         .route("/metrics", get(metrics::<S>))
@@ -122,7 +129,10 @@ fn shed() -> Response {
     r
 }
 
-async fn write<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Response {
+async fn write<S: crate::mlflow::MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    body: Bytes,
+) -> Response {
     let m = &app.engine.metrics;
     if now_ms() < app.paused_until.load(Relaxed) {
         m.writes_shed.fetch_add(1, Relaxed);
@@ -155,6 +165,7 @@ async fn write<S: Store>(State(app): State<Arc<App<S>>>, body: Bytes) -> Respons
         m.writes_shed.fetch_add(1, Relaxed);
         return shed();
     }
+    crate::incidents::fold(&app, &out.signals).await;
     let mut problems = Vec::new();
     if out.invalid_series > 0 {
         problems.push(format!(

@@ -16,8 +16,10 @@ pub mod config;
 pub mod engine;
 pub mod events;
 pub mod http;
+pub mod incidents;
 pub mod metrics;
 pub mod mlflow;
+pub mod notify;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -52,6 +54,9 @@ pub enum ServeError {
         /// Why.
         why: String,
     },
+    /// The configuration cannot be used (e.g. an unreadable topology file).
+    #[error("{0}")]
+    Config(String),
     /// The server stopped with an IO error.
     #[error("server error: {0}")]
     Io(String),
@@ -101,6 +106,12 @@ pub async fn serve_with<S: MlflowStore>(
     if let Ok(open) = store.list_signals(i64::MAX, 1_000_000).await {
         engine.restore_open(open);
     }
+    let incidents = incidents::Hub::new(&cfg).map_err(ServeError::Config)?;
+    let stored = store
+        .load_incidents(http::now_ms().saturating_sub(incidents.flap_window_ms()))
+        .await
+        .map_err(|e| ServeError::Store { dir: "store".into(), why: e.to_string() })?;
+    incidents.restore(stored);
     let app = Arc::new(App {
         engine,
         store,
@@ -109,6 +120,7 @@ pub async fn serve_with<S: MlflowStore>(
         cfg,
         paused_until: AtomicI64::new(0),
         pending: std::sync::Mutex::new(Vec::new()),
+        incidents,
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -116,11 +128,14 @@ pub async fn serve_with<S: MlflowStore>(
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
     ready(addr);
     let worker = tokio::spawn(snapshot_loop(app.clone()));
+    let ticker = tokio::spawn(incidents::tick_loop(app.clone()));
     let res = axum::serve(listener, http::router(app.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| ServeError::Io(e.to_string()));
     worker.abort();
+    ticker.abort();
+    incidents::persist(&app).await;
     // Final snapshot on a clean stop.
     snapshot_once(&app).await;
     res
@@ -154,14 +169,18 @@ async fn snapshot_loop<S: MlflowStore>(app: Arc<App<S>>) {
 }
 
 /// Writes pending signals, the changed series, and applies retention.
-pub async fn snapshot_once<S: MlflowStore>(app: &App<S>) {
+pub async fn snapshot_once<S: MlflowStore>(app: &Arc<App<S>>) {
     let m = &app.engine.metrics;
     let pending: Vec<_> =
         app.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
-    if !pending.is_empty() && app.store.put_signals(&pending).await.is_err() {
-        m.store_errors.fetch_add(1, Relaxed);
-        if let Ok(mut p) = app.pending.lock() {
-            p.extend(pending);
+    if !pending.is_empty() {
+        if app.store.put_signals(&pending).await.is_err() {
+            m.store_errors.fetch_add(1, Relaxed);
+            if let Ok(mut p) = app.pending.lock() {
+                p.extend(pending);
+            }
+        } else {
+            incidents::fold(app, &pending).await;
         }
     }
     // Shard by shard, so a snapshot never holds more than one shard's states in memory.

@@ -319,8 +319,14 @@ async fn version_or_404<S: MlflowStore>(
 }
 
 /// Anything the MLflow routes need from the store.
-pub trait MlflowStore: auspex_store::Store + TrackingStore + RegistryStore {}
-impl<T: auspex_store::Store + TrackingStore + RegistryStore> MlflowStore for T {}
+pub trait MlflowStore:
+    auspex_store::Store + TrackingStore + RegistryStore + auspex_store::IncidentStore
+{
+}
+impl<T: auspex_store::Store + TrackingStore + RegistryStore + auspex_store::IncidentStore>
+    MlflowStore for T
+{
+}
 
 /// `ANY /api/{2.0,3.0}/mlflow/{*rest}` and `/ajax-api/...`.
 pub async fn dispatch<S: MlflowStore>(

@@ -365,6 +365,52 @@ pub async fn registry_round_trip<S: RegistryStore>(s: S) {
     assert!(s.get_registered_model("m").await.unwrap().is_none());
 }
 
+/// Incidents round-trip through the store, by id, by status and for start-up; change signals
+/// are found by time.
+pub async fn incidents_round_trip<S: Store + crate::IncidentStore>(s: S) {
+    use auspex_incidents::{Config, Correlator, Status, Topology};
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let mut a = signal("cpu", 1_000, 0.95);
+    a.kind = SignalKind::Alert;
+    let a_id = c.observe(&a)[0].id();
+    let b = signal("disk", 10_000_000, 0.5);
+    let b_id = c.observe(&b)[0].id();
+    assert_ne!(a_id, b_id);
+    c.ack(a_id, 2_000, "ana").unwrap();
+    let all: Vec<_> = c.incidents().cloned().collect();
+    s.put_incidents(&all).await.unwrap();
+    s.put_incidents(&all).await.unwrap(); // idempotent
+    let got = s.get_incident(a_id).await.unwrap().unwrap();
+    assert_eq!(&got, c.get(a_id).unwrap(), "byte-for-byte the same incident");
+    assert!(s.get_incident(auspex_core::IncidentId(7)).await.unwrap().is_none());
+    let listed = s.list_incidents(None, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|i| i.id).collect::<Vec<_>>(), vec![b_id, a_id], "newest first");
+    let acked = s.list_incidents(Some(Status::Acknowledged), 10).await.unwrap();
+    assert_eq!(acked.len(), 1);
+    assert_eq!(s.list_incidents(None, 1).await.unwrap().len(), 1);
+    c.resolve(b_id, 50_000, "bo").unwrap();
+    s.put_incidents(&[c.get(b_id).unwrap().clone()]).await.unwrap();
+    assert_eq!(s.list_incidents(Some(Status::Resolved), 10).await.unwrap()[0].id, b_id);
+    // Start-up: active ones, and resolved ones only when recent enough.
+    assert_eq!(s.load_incidents(60_000).await.unwrap().len(), 1);
+    assert_eq!(s.load_incidents(40_000).await.unwrap().len(), 2);
+    // Change events by time.
+    let labels = Labels::from_pairs([("service", "api")]).unwrap();
+    let mk = |t| {
+        Signal::new(
+            SignalKind::Change,
+            labels.clone(),
+            t,
+            0.0,
+            Explanation::Text { message: "deploy".into() },
+        )
+    };
+    s.put_signals(&[mk(100), mk(200), mk(900), signal("cpu", 150, 0.5)]).await.unwrap();
+    let ch = s.list_changes(100, 500, 10).await.unwrap();
+    assert_eq!(ch.iter().map(|c| c.start).collect::<Vec<_>>(), vec![100, 200]);
+    assert_eq!(s.list_changes(0, 1_000, 1).await.unwrap().len(), 1);
+}
+
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($name:ident, $make:expr) => {
@@ -395,6 +441,10 @@ macro_rules! store_conformance_tests {
             #[tokio::test]
             async fn search_in_the_database_agrees_with_the_filter() {
                 $crate::conformance::search_in_the_database_agrees_with_the_filter($make).await;
+            }
+            #[tokio::test]
+            async fn incidents_round_trip() {
+                $crate::conformance::incidents_round_trip($make).await;
             }
             #[tokio::test]
             async fn registry_round_trip() {

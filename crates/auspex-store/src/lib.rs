@@ -9,10 +9,12 @@ use std::future::Future;
 use auspex_core::{Labels, SeriesId, Signal, TimestampMs};
 
 pub mod conformance;
+pub mod incidents;
 pub mod sqlite;
 mod sqlite_tracking;
 pub mod tracking;
 
+pub use incidents::IncidentStore;
 pub use sqlite::SqliteStore;
 pub use tracking::{RegistryStore, TrackingStore, ViewType};
 

@@ -1,0 +1,288 @@
+//! Incidents end to end: alerts and change events posted to `auspex serve` fold into
+//! incidents (grouping, dedup, lifecycle, auto-resolve, persistence across a restart), the
+//! `auspex incidents` commands drive them, and notifications reach local receivers on
+//! 127.0.0.1 (signed webhook, Slack, PagerDuty, and a failing one that is retried and
+//! recorded).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use auspex_testkit::{output, temp_dir};
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+
+mod common;
+use common::agent;
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+struct Got {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// A tiny HTTP receiver on 127.0.0.1 answering every request with `status`.
+fn receiver(status: u16) -> (SocketAddr, Arc<Mutex<Vec<Got>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let got: Arc<Mutex<Vec<Got>>> = Arc::default();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut headers = Vec::new();
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = h.trim_end().split_once(':') {
+                    let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    if k == "content-length" {
+                        len = v.parse().unwrap_or(0);
+                    }
+                    headers.push((k, v));
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            g.lock().unwrap().push(Got { path, headers, body });
+            let _ =
+                write!(c, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (addr, got)
+}
+
+fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, Value) {
+    let mut r = agent()
+        .post(&format!("http://{addr}{path}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .unwrap();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (r.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let mut r = agent().get(&format!("http://{addr}{path}")).call().unwrap();
+    let text = r.body_mut().read_to_string().unwrap_or_default();
+    (r.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn incidents(addr: SocketAddr) -> Vec<Value> {
+    get(addr, "/auspex/v1/incidents").1["incidents"].as_array().cloned().unwrap_or_default()
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn alert(name: &str, service: &str, status: &str, starts: &str, ends: &str) -> Value {
+    json!({"status": status, "labels": {"alertname": name, "service": service, "severity": "warning"},
+           "annotations": {"summary": format!("{name} on {service}")},
+           "startsAt": starts, "endsAt": ends, "fingerprint": "ignored", "generatorURL": "x"})
+}
+
+fn webhook(alerts: &[Value]) -> String {
+    json!({"version": "4", "status": "firing", "receiver": "auspex", "groupKey": "{}",
+           "truncatedAlerts": 0, "alerts": alerts, "extra": {"unknown": true}})
+    .to_string()
+}
+
+fn rfc(ms: i64) -> String {
+    auspex_core::time::format_rfc3339(ms)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn cli(addr: SocketAddr, args: &[&str]) -> (bool, String, String) {
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(args)
+            .args(["--server", &format!("http://{addr}")]),
+    )
+    .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn alerts_fold_into_incidents_that_notify_and_resolve() {
+    let (ok_addr, ok_got) = receiver(200);
+    let (bad_addr, bad_got) = receiver(500);
+    let data = temp_dir("incidents");
+    std::fs::write(
+        data.join("topology.yaml"),
+        "services: [web, api, db, batch]\nedges:\n  - {from: web, to: api}\n  - {from: api, to: db}\n",
+    )
+    .unwrap();
+    let config = format!(
+        "[incidents]\ntick = \"200ms\"\nresolve_after = \"1s\"\ntopology = \"{topo}\"\n\
+         [notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 2\nbackoff = \"50ms\"\ntimeout = \"5s\"\n\
+         [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{ok_addr}/hook\"\nsecret = \"s3cret\"\n\
+         [[notify.targets]]\nkind = \"slack\"\nurl = \"http://{ok_addr}/slack\"\n\
+         [[notify.targets]]\nkind = \"pagerduty\"\nurl = \"http://{ok_addr}/pd\"\nrouting_key = \"R0UTE\"\n\
+         [[notify.targets]]\nkind = \"webhook\"\nname = \"broken\"\nurl = \"http://{bad_addr}/down\"\n",
+        topo = data.join("topology.yaml").display()
+    );
+    let (peer, addr) = common::start(&data, &config, &[]);
+
+    // A deploy of api shortly before the trouble.
+    let t = now_ms() - 600_000;
+    let (code, _) = post(
+        addr,
+        "/auspex/v1/events",
+        &json!({"time": rfc(t - 120_000), "kind": "deploy", "service": "api", "version": "v7"})
+            .to_string(),
+    );
+    assert_eq!(code, 200);
+    // api and db (topology neighbours, 3 minutes apart) and an unrelated batch job 3 min later.
+    let a1 = alert("HighLatency", "api", "firing", &rfc(t), "0001-01-01T00:00:00Z");
+    let a2 = alert("SlowQueries", "db", "firing", &rfc(t + 180_000), "0001-01-01T00:00:00Z");
+    let a3 = alert("DiskFull", "batch", "firing", &rfc(t + 360_000), "0001-01-01T00:00:00Z");
+    let body = webhook(&[a1, a2.clone(), a3]);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &body).0, 200);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &body).0, 200, "redelivery");
+    let list = incidents(addr);
+    assert_eq!(list.len(), 2, "{list:#?}");
+    let main = list.iter().find(|i| i["services"] == json!(["api", "db"])).unwrap().clone();
+    assert_eq!(main["status"], "open");
+    assert_eq!(main["signal_count"], 2, "a redelivery is not a new signal");
+    let id = main["id"].as_str().unwrap().to_string();
+
+    // show: signals, the deploy in the window, the timeline.
+    let (code, shown) = get(addr, &format!("/auspex/v1/incidents/{id}"));
+    assert_eq!(code, 200);
+    assert_eq!(shown["changes"][0]["labels"]["version"], "v7");
+    let (ok, out, err) = cli(addr, &["incidents", "show", &id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("HighLatency on api") && out.contains("SlowQueries on db"), "{out}");
+    assert!(out.contains("deploy api v7"), "{out}");
+    let (ok, out, _) = cli(addr, &["incidents", "list", "--status", "open"]);
+    assert!(ok && out.contains(&id) && out.contains("2 incident(s)"), "{out}");
+
+    // Notifications for the opening: signed webhook, Slack, PagerDuty.
+    wait_for("open notifications", 30, || ok_got.lock().unwrap().len() >= 6);
+    let got = ok_got.lock().unwrap().clone();
+    let hook = got
+        .iter()
+        .find(|g| {
+            g.path == "/hook"
+                && serde_json::from_slice::<Value>(&g.body).unwrap()["incident"]["id"] == id
+        })
+        .unwrap();
+    let sig = hook.headers.iter().find(|(k, _)| k == "x-auspex-signature").unwrap().1.clone();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(&hook.body);
+    let want: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(sig, format!("sha256={want}"), "HMAC-SHA256 of the exact body");
+    let hv: Value = serde_json::from_slice(&hook.body).unwrap();
+    assert_eq!(hv["event"], "opened");
+    let slack = got.iter().find(|g| g.path == "/slack").unwrap();
+    assert!(
+        serde_json::from_slice::<Value>(&slack.body).unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[OPENED]")
+    );
+    let pd: Value =
+        serde_json::from_slice(&got.iter().find(|g| g.path == "/pd").unwrap().body).unwrap();
+    assert_eq!(
+        (pd["routing_key"].as_str(), pd["event_action"].as_str()),
+        (Some("R0UTE"), Some("trigger"))
+    );
+    assert_eq!(pd["payload"]["severity"], "warning");
+
+    // The broken receiver was retried (1 + 2 retries per notification) and the failure recorded.
+    wait_for("failed delivery recorded", 30, || {
+        let (_, v) = get(addr, &format!("/auspex/v1/incidents/{id}"));
+        v["incident"]["timeline"].as_array().unwrap().iter().any(|e| e["event"] == "notify_failed")
+    });
+    assert!(bad_got.lock().unwrap().iter().filter(|g| g.path == "/down").count() >= 3);
+
+    // Lifecycle: acknowledge, then every signal clears and it resolves by itself.
+    let (ok, out, err) = cli(addr, &["incidents", "ack", &id, "--by", "ana"]);
+    assert!(ok && out.contains("acknowledged"), "{out}{err}");
+    let a1r = alert("HighLatency", "api", "resolved", &rfc(t), &rfc(t + 400_000));
+    let a2r = alert("SlowQueries", "db", "resolved", &rfc(t + 180_000), &rfc(t + 400_000));
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a1r, a2r])).0, 200);
+    wait_for("auto-resolve", 30, || {
+        get(addr, &format!("/auspex/v1/incidents/{id}")).1["incident"]["status"] == "resolved"
+    });
+    wait_for("resolve notification", 30, || {
+        ok_got.lock().unwrap().iter().any(|g| {
+            g.path == "/pd"
+                && serde_json::from_slice::<Value>(&g.body).unwrap()["event_action"] == "resolve"
+        })
+    });
+    let (code, v) = post(addr, &format!("/auspex/v1/incidents/{id}/resolve"), "");
+    assert_eq!(code, 409, "{v}");
+
+    // Bad input: clear 4xx.
+    assert_eq!(get(addr, "/auspex/v1/incidents/xyz").0, 400);
+    assert_eq!(get(addr, "/auspex/v1/incidents/00000000000000ff").0, 404);
+    assert_eq!(get(addr, "/auspex/v1/incidents?status=bogus").0, 400);
+    let other =
+        list.iter().find(|i| i["id"] != id.as_str()).unwrap()["id"].as_str().unwrap().to_string();
+    assert_eq!(post(addr, &format!("/auspex/v1/incidents/{other}/ack"), "{\"who\":1}").0, 400);
+    let (ok, _, err) = cli(addr, &["incidents", "show", "nothex"]);
+    assert!(!ok && err.contains("16 hex digits"), "{err}");
+
+    // Persistence: after a restart the incidents are still there, and the batch one can be
+    // resolved by hand.
+    drop(peer);
+    let (_peer, addr) = common::start(&data, &config, &[]);
+    let after = incidents(addr);
+    assert_eq!(after.len(), 2);
+    assert_eq!(after.iter().find(|i| i["id"] == id.as_str()).unwrap()["status"], "resolved");
+    let (ok, out, err) = cli(addr, &["incidents", "resolve", &other, "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["incident"]["status"], "resolved");
+    let me = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    assert_eq!(v["incident"]["resolved_by"], me.as_str());
+}
+
+#[test]
+fn a_target_outside_the_allow_list_is_refused_at_start() {
+    let data = temp_dir("incidents-ssrf");
+    std::fs::write(
+        data.join("auspex.toml"),
+        "[notify]\nallow = [\"http://127.0.0.1:*/\"]\n[[notify.targets]]\nkind = \"webhook\"\nurl = \"http://169.254.169.254/latest/meta-data\"\n",
+    )
+    .unwrap();
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .arg("--config")
+            .arg(data.join("auspex.toml")),
+    )
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not in notify.allow"), "{err}");
+}

@@ -1,0 +1,302 @@
+//! Incidents in the server: every signal, once durable, is folded into the correlator; the
+//! incidents it changed are written to the store and notified. Routes:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /auspex/v1/incidents?status=open&limit=100` | incidents, newest first |
+//! | `GET /auspex/v1/incidents/{id}` | one incident, with the change events in its window |
+//! | `POST /auspex/v1/incidents/{id}/ack` | acknowledge (`{"by": "name"}` optional) |
+//! | `POST /auspex/v1/incidents/{id}/resolve` | resolve by hand |
+//!
+//! Incidents are derived data: if writing them fails they stay marked and the tick worker
+//! writes them again; the signals they come from are already durable.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use auspex_core::{IncidentId, Signal};
+use auspex_incidents::{ActionError, Change, Correlator, Incident, Status, Topology};
+use auspex_store::IncidentStore;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::{App, now_ms};
+use crate::mlflow::MlflowStore;
+use crate::notify::{self, Event};
+
+/// The correlator and the incidents waiting to be written.
+#[derive(Debug)]
+pub struct Hub {
+    corr: Mutex<Correlator>,
+    dirty: Mutex<BTreeSet<IncidentId>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    /// A hub for the configuration; the topology file is read here.
+    pub fn new(cfg: &crate::Config) -> Result<Self, String> {
+        let topo = if cfg.incidents.topology.is_empty() {
+            Topology::default()
+        } else {
+            Topology::load(std::path::Path::new(&cfg.incidents.topology))
+                .map_err(|e| e.to_string())?
+        };
+        Ok(Self {
+            corr: Mutex::new(Correlator::new(cfg.incidents.correlator(), topo)),
+            dirty: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// Takes back stored incidents (start-up).
+    pub fn restore(&self, incidents: Vec<Incident>) {
+        lock(&self.corr).restore(incidents, now_ms());
+    }
+
+    /// The flap window, for start-up loading.
+    pub fn flap_window_ms(&self) -> i64 {
+        lock(&self.corr).config().flap_window_ms
+    }
+
+    fn mark(&self, ids: impl IntoIterator<Item = IncidentId>) {
+        lock(&self.dirty).extend(ids);
+    }
+}
+
+fn event_of(c: Change) -> Option<Event> {
+    match c {
+        Change::Opened(_) => Some(Event::Opened),
+        Change::Escalated(_) => Some(Event::Escalated),
+        Change::Resolved(_) => Some(Event::Resolved),
+        Change::Reopened(_, false) => Some(Event::Reopened),
+        Change::Reopened(_, true) | Change::Updated(_) => None,
+    }
+}
+
+/// Folds durable signals into incidents, writes what changed, and notifies.
+pub async fn fold<S: MlflowStore>(app: &Arc<App<S>>, signals: &[Signal]) {
+    if signals.is_empty() {
+        return;
+    }
+    let changes: Vec<Change> = {
+        let mut c = lock(&app.incidents.corr);
+        signals.iter().flat_map(|s| c.observe(s)).collect()
+    };
+    apply(app, changes).await;
+}
+
+async fn apply<S: MlflowStore>(app: &Arc<App<S>>, changes: Vec<Change>) {
+    if changes.is_empty() {
+        return;
+    }
+    app.incidents.mark(changes.iter().map(|c| c.id()));
+    persist(app).await;
+    if app.cfg.notify.targets.is_empty() {
+        return;
+    }
+    for c in changes {
+        let Some(ev) = event_of(c) else { continue };
+        let Some(inc) = lock(&app.incidents.corr).get(c.id()).cloned() else { continue };
+        let app = app.clone();
+        tokio::spawn(async move { notify_all(&app, ev, &inc).await });
+    }
+}
+
+async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident) {
+    for t in &app.cfg.notify.targets {
+        let name = if t.name.is_empty() { t.kind.as_str() } else { t.name.as_str() };
+        let (what, detail) = match notify::deliver(&app.cfg.notify, t, ev, inc).await {
+            Ok(n) => ("notified", format!("{name}: {} delivered ({n} attempt(s))", ev.as_str())),
+            Err(e) => ("notify_failed", format!("{name}: {} not delivered: {e}", ev.as_str())),
+        };
+        if what == "notify_failed" {
+            eprintln!("auspex: incident {}: {detail}", inc.id);
+        }
+        {
+            let mut c = lock(&app.incidents.corr);
+            let max = c.config().max_timeline;
+            if let Some(i) = c.get_mut(inc.id) {
+                i.record(max, now_ms(), what, detail);
+            }
+        }
+        app.incidents.mark([inc.id]);
+        persist(app).await;
+    }
+}
+
+/// Writes the incidents marked as changed; on failure they stay marked.
+pub async fn persist<S: IncidentStore>(app: &App<S>) {
+    let ids: Vec<IncidentId> =
+        std::mem::take(&mut *lock(&app.incidents.dirty)).into_iter().collect();
+    if ids.is_empty() {
+        return;
+    }
+    let snap: Vec<Incident> = {
+        let c = lock(&app.incidents.corr);
+        ids.iter().filter_map(|id| c.get(*id).cloned()).collect()
+    };
+    if app.store.put_incidents(&snap).await.is_err() {
+        app.engine.metrics.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        app.incidents.mark(ids);
+    }
+}
+
+/// The auto-resolution worker.
+pub async fn tick_loop<S: MlflowStore>(app: Arc<App<S>>) {
+    let mut t = tokio::time::interval(app.cfg.incidents.tick);
+    loop {
+        t.tick().await;
+        let changes = lock(&app.incidents.corr).tick(now_ms());
+        apply(&app, changes).await;
+        persist(&app).await;
+    }
+}
+
+fn reply(code: StatusCode, msg: String) -> Response {
+    (code, axum::Json(json!({"error": msg}))).into_response()
+}
+
+type Refusal = (StatusCode, String);
+
+fn refuse((code, msg): Refusal) -> Response {
+    reply(code, msg)
+}
+
+fn parse_id(id: &str) -> Result<IncidentId, Refusal> {
+    id.parse::<IncidentId>()
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("incident id {id:?}: {e} (16 hex digits)")))
+}
+
+/// Query of `GET /auspex/v1/incidents`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /auspex/v1/incidents`.
+pub async fn list<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let status = match q.status.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(s) => match Status::parse(s) {
+            Some(s) => Some(s),
+            None => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("status {s:?}: use open, acknowledged, resolved or all"),
+                );
+            }
+        },
+    };
+    persist(&app).await;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    match app.store.list_incidents(status, limit).await {
+        Ok(v) => axum::Json(json!({"incidents": v})).into_response(),
+        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
+    }
+}
+
+async fn load<S: MlflowStore>(app: &App<S>, id: IncidentId) -> Result<Incident, Refusal> {
+    if let Some(i) = lock(&app.incidents.corr).get(id).cloned() {
+        return Ok(i);
+    }
+    match app.store.get_incident(id).await {
+        Ok(Some(i)) => Ok(i),
+        Ok(None) => Err((StatusCode::NOT_FOUND, format!("no incident {id}"))),
+        Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))),
+    }
+}
+
+/// `GET /auspex/v1/incidents/{id}`: the incident and the change events from an hour before
+/// it opened to its end (or now).
+pub async fn show<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Path(id): Path<String>,
+) -> Response {
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return refuse(r),
+    };
+    let inc = match load(&app, id).await {
+        Ok(i) => i,
+        Err(r) => return refuse(r),
+    };
+    let to = inc.resolved.unwrap_or_else(now_ms).max(inc.last_signal);
+    let changes =
+        app.store.list_changes(inc.opened - 3_600_000, to, 1000).await.unwrap_or_default();
+    axum::Json(json!({"incident": inc, "changes": changes})).into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    #[serde(default)]
+    by: Option<String>,
+}
+
+async fn act<S: MlflowStore>(app: Arc<App<S>>, id: String, body: Bytes, resolve: bool) -> Response {
+    let id = match parse_id(&id) {
+        Ok(id) => id,
+        Err(r) => return refuse(r),
+    };
+    let b: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ActionBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return reply(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
+        }
+    };
+    let by = b.by.filter(|s| !s.is_empty()).unwrap_or_else(|| "api".into());
+    // Not in memory (let go, or from before a restart): take it back from the store.
+    let known = lock(&app.incidents.corr).get(id).is_some();
+    if !known {
+        match load(&app, id).await {
+            Ok(inc) if inc.status == Status::Resolved => {
+                return reply(StatusCode::CONFLICT, ActionError::AlreadyResolved(id).to_string());
+            }
+            Ok(inc) => lock(&app.incidents.corr).restore(vec![inc], now_ms()),
+            Err(r) => return refuse(r),
+        }
+    }
+    let r = {
+        let mut c = lock(&app.incidents.corr);
+        if resolve { c.resolve(id, now_ms(), &by) } else { c.ack(id, now_ms(), &by) }
+    };
+    match r {
+        Ok(change) => {
+            apply(&app, vec![change]).await;
+            let inc = lock(&app.incidents.corr).get(id).cloned();
+            axum::Json(json!({"incident": inc})).into_response()
+        }
+        Err(e @ ActionError::NotFound(_)) => reply(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e @ ActionError::AlreadyResolved(_)) => reply(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+/// `POST /auspex/v1/incidents/{id}/ack`.
+pub async fn ack<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(app, id, body, false).await
+}
+
+/// `POST /auspex/v1/incidents/{id}/resolve`.
+pub async fn resolve<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(app, id, body, true).await
+}

@@ -1,0 +1,227 @@
+//! Notifications: when an incident opens, escalates, reopens (not while flapping) or
+//! resolves, every `[[notify.targets]]` gets a POST, in its own format:
+//!
+//! - `webhook`: `{"version": "1", "event", "incident"}`; the raw body is signed with
+//!   HMAC-SHA256 under the target's `secret`, sent as `X-Auspex-Signature: sha256=<hex>`.
+//! - `slack`: an incoming-webhook `{"text": ...}` message.
+//! - `pagerduty`: an Events API v2 event (`trigger`, or `resolve`), `dedup_key` = incident id.
+//!
+//! A delivery is retried with doubling backoff; the outcome (delivered, or failed with the
+//! last error) is recorded in the incident's timeline. Outbound URLs must match a prefix in
+//! `notify.allow`, checked when the config loads and again before each send, and redirects
+//! are not followed, so a target cannot be turned into a request to anywhere else (SSRF).
+
+use std::time::Duration;
+
+use auspex_incidents::Incident;
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+
+use crate::config::{NotifyCfg, NotifyTarget};
+
+/// What happened to the incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A new incident.
+    Opened,
+    /// Its severity rose.
+    Escalated,
+    /// It fired again after being resolved.
+    Reopened,
+    /// It is over.
+    Resolved,
+}
+
+impl Event {
+    /// The name used in payloads and the timeline.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Escalated => "escalated",
+            Self::Reopened => "reopened",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+/// (scheme, host, port, path) of an http(s) URL; `None` if it is not one, or carries
+/// credentials.
+fn split(url: &str) -> Option<(&str, String, Option<&str>, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.contains('@') || authority.is_empty() {
+        return None;
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    Some((scheme, host.to_ascii_lowercase(), port, if path.is_empty() { "/" } else { path }))
+}
+
+fn default_port(scheme: &str) -> &'static str {
+    if scheme == "https" { "443" } else { "80" }
+}
+
+/// Whether `url` matches one of the `allow` prefixes (scheme and host equal, port equal or
+/// `*`, path starting with the prefix's path).
+pub fn allowed(allow: &[String], url: &str) -> bool {
+    let Some((scheme, host, port, path)) = split(url) else { return false };
+    let port = port.unwrap_or(default_port(scheme));
+    allow.iter().any(|a| {
+        let Some((s, h, p, pp)) = split(a) else { return false };
+        let p = p.unwrap_or(default_port(s));
+        s == scheme && h == host && (p == "*" || p == port) && path.starts_with(pp)
+    })
+}
+
+fn text(event: Event, inc: &Incident) -> String {
+    format!(
+        "[{}] {} incident {}: {} ({} signal(s), services: {})",
+        event.as_str().to_uppercase(),
+        inc.severity.as_str(),
+        inc.id,
+        inc.title,
+        inc.signal_count,
+        inc.services.iter().cloned().collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// The body for a target.
+pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident) -> Value {
+    match t.kind.as_str() {
+        "slack" => json!({"text": text(event, inc)}),
+        "pagerduty" => {
+            let action = if event == Event::Resolved { "resolve" } else { "trigger" };
+            json!({
+                "routing_key": t.routing_key,
+                "event_action": action,
+                "dedup_key": inc.id.to_string(),
+                "payload": {
+                    "summary": text(event, inc),
+                    "source": "auspex",
+                    "severity": inc.severity.as_str(),
+                    "timestamp": auspex_core::time::format_rfc3339(inc.last_signal),
+                    "custom_details": {
+                        "status": inc.status.as_str(),
+                        "services": inc.services,
+                        "signals": inc.signal_count,
+                        "flapping": inc.flapping,
+                    },
+                },
+            })
+        }
+        _ => {
+            let mut inc = serde_json::to_value(inc).unwrap_or(Value::Null);
+            if let Some(o) = inc.as_object_mut() {
+                o.remove("timeline");
+            }
+            json!({"version": "1", "event": event.as_str(), "incident": inc})
+        }
+    }
+}
+
+/// `sha256=<hex>` of HMAC-SHA256(secret, body).
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    let mut s = String::with_capacity(7 + 64);
+    s.push_str("sha256=");
+    for b in tag {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn post_once(url: &str, body: &[u8], sig: Option<&str>, timeout: Duration) -> Result<(), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .build()
+        .into();
+    let mut req = agent.post(url).header("Content-Type", "application/json");
+    if let Some(sig) = sig {
+        req = req.header("X-Auspex-Signature", sig);
+    }
+    let resp = req.send(body).map_err(|e| e.to_string())?;
+    let status = resp.status();
+    if status.is_success() { Ok(()) } else { Err(format!("HTTP {status}")) }
+}
+
+/// Sends one notification with retries; `Ok(attempts)` or the last error.
+pub async fn deliver(
+    cfg: &NotifyCfg,
+    t: &NotifyTarget,
+    event: Event,
+    inc: &Incident,
+) -> Result<u32, String> {
+    if !allowed(&cfg.allow, &t.url) {
+        return Err(format!("{} is not in notify.allow", t.url));
+    }
+    let body = serde_json::to_vec(&payload(t, event, inc)).map_err(|e| e.to_string())?;
+    let sig = (t.kind == "webhook" && !t.secret.is_empty()).then(|| signature(&t.secret, &body));
+    let mut wait = cfg.backoff;
+    let mut last = String::new();
+    for attempt in 0..=cfg.retries {
+        if attempt > 0 {
+            tokio::time::sleep(wait).await;
+            wait = wait.saturating_mul(2);
+        }
+        let (url, b, s, to) = (t.url.clone(), body.clone(), sig.clone(), cfg.timeout);
+        let r = tokio::task::spawn_blocking(move || post_once(&url, &b, s.as_deref(), to))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        match r {
+            Ok(()) => return Ok(attempt + 1),
+            Err(e) => last = e,
+        }
+    }
+    Err(format!("{} attempt(s), last: {last}", cfg.retries + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn allow_list_matches_scheme_host_port_and_path() {
+        let allow = vec![
+            "http://127.0.0.1:*/".to_string(),
+            "https://hooks.slack.com/services/".to_string(),
+        ];
+        assert!(allowed(&allow, "http://127.0.0.1:9000/hook"));
+        assert!(allowed(&allow, "http://127.0.0.1/x"));
+        assert!(allowed(&allow, "https://hooks.slack.com/services/T/B/x"));
+        assert!(allowed(&allow, "https://HOOKS.slack.com:443/services/T"));
+        assert!(!allowed(&allow, "https://hooks.slack.com/other"));
+        assert!(!allowed(&allow, "http://hooks.slack.com/services/T"), "scheme");
+        assert!(!allowed(&allow, "https://hooks.slack.com:8443/services/T"), "port");
+        assert!(!allowed(&allow, "http://169.254.169.254/latest/meta-data"));
+        assert!(!allowed(&allow, "http://127.0.0.1.evil.com/"));
+        assert!(!allowed(&allow, "http://user@127.0.0.1/"), "credentials");
+        assert!(!allowed(&allow, "file:///etc/passwd"));
+        assert!(!allowed(&[], "http://127.0.0.1/"), "empty list allows nothing");
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_2() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
