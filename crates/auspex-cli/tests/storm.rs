@@ -1,0 +1,100 @@
+//! `auspex bench storm` on a generated PetShop-shaped folder (no shared data needed): two
+//! unrelated faults on services with no edge between them, five or more minutes apart, must
+//! stay two incidents, while grouping by time alone merges them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use auspex_testkit::{output, temp_dir};
+use serde_json::Value;
+
+const NODES: [&str; 3] = ["a", "b", "c"];
+
+fn metrics(path: &Path, rows: usize, value: impl Fn(usize, &str, &str) -> f64) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let cols: Vec<(&str, &str, &str)> = NODES
+        .iter()
+        .flat_map(|n| [(*n, "latency", "Average"), (*n, "availability", "Average")])
+        .collect();
+    let mut s = String::from("microservice");
+    for c in &cols {
+        write!(s, ",{}", c.0).unwrap();
+    }
+    s.push_str("\nmetric");
+    for c in &cols {
+        write!(s, ",{}", c.1).unwrap();
+    }
+    s.push_str("\nstatistic");
+    for c in &cols {
+        write!(s, ",{}", c.2).unwrap();
+    }
+    s.push_str("\nunix_timestamp");
+    s.push_str(&",".repeat(cols.len()));
+    s.push('\n');
+    for r in 0..rows {
+        write!(s, "{}.0", 1_681_855_200 + r * 300).unwrap();
+        for c in &cols {
+            write!(s, ",{}", value(r, c.0, c.1)).unwrap();
+        }
+        s.push('\n');
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+fn normal(r: usize, _n: &str, m: &str) -> f64 {
+    if m == "availability" { 100.0 - (r % 3) as f64 } else { 0.1 + (r % 5) as f64 * 0.01 }
+}
+
+#[test]
+fn storm_separates_unrelated_faults_that_time_alone_merges() {
+    let dir = temp_dir("storm");
+    std::fs::write(dir.join("graph.csv"), ",a,b,c\na,0.0,1.0,0.0\nb,0.0,0.0,0.0\nc,0.0,0.0,0.0\n")
+        .unwrap();
+    metrics(&dir.join("noissue/metrics.csv"), 40, normal);
+    // Fault 1: a's latency x10 in rows 1-3. Fault 2: c's availability drops in rows 1-2.
+    metrics(&dir.join("test/issue_0/metrics.csv"), 5, |r, n, m| {
+        if n == "a" && m == "latency" && (1..=3).contains(&r) { 5.0 } else { normal(r, n, m) }
+    });
+    metrics(&dir.join("test/issue_1/metrics.csv"), 5, |r, n, m| {
+        if n == "c" && m == "availability" && (1..=2).contains(&r) { 50.0 } else { normal(r, n, m) }
+    });
+    let json = dir.join("storm.json");
+    let mut merged_by_time = 0;
+    for seed in ["1", "2", "3", "4", "5", "6"] {
+        let out = output(
+            Command::new(env!("CARGO_BIN_EXE_auspex"))
+                .args(["bench", "storm", "--seed", seed, "--background", "0", "--data"])
+                .arg(&dir)
+                .arg("--json")
+                .arg(&json),
+        )
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("auspex incidents=2"), "{stdout}");
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["alerts"], 2);
+        assert_eq!(
+            (v["auspex"]["incidents"].as_u64(), v["auspex"]["purity"].as_f64()),
+            (Some(2), Some(1.0))
+        );
+        if v["time_only"]["incidents"] == 1 {
+            assert_eq!(v["time_only"]["purity"], 0.5);
+            merged_by_time += 1;
+        }
+    }
+    assert!(merged_by_time > 0, "cases 5-20 min apart: a 10-minute window merges some");
+
+    // Not a PetShop folder: a clear error and a non-zero exit.
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", "--data"])
+            .arg(dir.join("test")),
+    )
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("graph.csv"));
+}
