@@ -83,6 +83,9 @@ pub struct StormReport {
     pub auspex: Grouping,
     /// Time-only grouping with the same window.
     pub time_only: Grouping,
+    /// The highest compression any grouping can reach at purity 1: one incident per source
+    /// (each case, and all background together).
+    pub best_compression: f64,
     /// Time-only grouping with the smallest window that compresses at least as much as the
     /// correlator, and that window in minutes (`None` if no window up to 24 h does).
     pub time_only_matched: Option<(f64, Grouping)>,
@@ -370,6 +373,9 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
     });
     let span = alerts.iter().filter_map(|a| a.signal.end).max().unwrap_or(0)
         - alerts.first().map_or(0, |a| a.signal.start);
+    let mut sources: Vec<Option<usize>> = alerts.iter().map(|a| a.source).collect();
+    sources.sort();
+    sources.dedup();
     Ok(StormReport {
         cases,
         alerts: alerts.len(),
@@ -378,6 +384,7 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
         auspex,
         time_only: time_only_same,
         time_only_matched: matched,
+        best_compression: 1.0 - sources.len() as f64 / alerts.len().max(1) as f64,
     })
 }
 

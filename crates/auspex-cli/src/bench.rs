@@ -127,6 +127,7 @@ pub fn storm(a: &StormArgs) -> CmdResult {
         r.span_min,
         a.seed
     ))?;
+    say(&format!("best_possible_compression_at_purity_1={:.3}", r.best_compression))?;
     say(&format!(
         "auspex incidents={} compression={:.3} purity={:.3}",
         r.auspex.incidents, r.auspex.compression, r.auspex.purity
@@ -146,7 +147,7 @@ pub fn storm(a: &StormArgs) -> CmdResult {
         a.json.as_deref(),
         &json!({"bench": "storm", "data": a.data, "seed": a.seed, "cases": r.cases,
         "alerts": r.alerts, "background_alerts": r.background_alerts,
-        "span_min": r.span_min, "auspex": g(&r.auspex), "time_only": g(&r.time_only),
+        "span_min": r.span_min, "best_compression": r.best_compression, "auspex": g(&r.auspex), "time_only": g(&r.time_only),
         "time_only_matched": r.time_only_matched.as_ref().map(|(w, m)| {
             let mut v = g(m);
             v["window_min"] = json!(w);

@@ -5,15 +5,17 @@
 //! benchmark replays alerts through the same code.
 //!
 //! A new signal joins an incident, in this order:
-//! 1. **Dedup**: a signal whose fingerprint is already in an open incident that saw a signal
-//!    within `window` is another occurrence of the same problem (counted, not a new member).
-//!    If that incident was resolved less than `flap_window` ago, it is reopened instead of
-//!    opening a new one. A fingerprint that starts `flap_threshold` times within
-//!    `flap_window` is *flapping*: its incident is marked, and its reopenings are quiet.
+//! 1. **Dedup**: a signal whose fingerprint is in an open incident is another occurrence of
+//!    the same problem (counted, not a new member) when its previous occurrence is still
+//!    active or ended at most `burst` ago, or when it is *flapping* (`flap_threshold` starts
+//!    within `flap_window`). A flapping signal whose incident was resolved within
+//!    `flap_window` reopens it quietly. Any other repeat is a new occurrence, correlated
+//!    afresh: the same alert an hour later is often a different problem.
 //! 2. **Correlation**: among open incidents whose latest signal started at most `window`
 //!    before this one and whose scope labels (`namespace`, `cluster`) do not disagree, the one
-//!    holding the member most related to it. From strongest to weakest: co-onset (started
-//!    within `burst` of it: one cause fires many rules at once), a shared group-label value
+//!    holding the member most related to it. From strongest to weakest: co-onset (it started
+//!    within `burst` of the incident's first signal: one cause fires many rules at once), a
+//!    shared group-label value
 //!    (`service`, `pod`, `instance`), a topology neighbour's service; the last two count only
 //!    for members that started at most `window` before it. Ties go to the most recent member.
 //!    Unrelated signals open a new incident.
@@ -42,8 +44,9 @@ pub const INCIDENT_SCHEMA_VERSION: u32 = 1;
 pub struct Config {
     /// A signal may join an incident whose latest signal started at most this long before.
     pub window_ms: i64,
-    /// Signals that start this close to a member of an incident joined it whatever their
+    /// Signals that start this close to an incident's first signal join it whatever their
     /// labels (co-onset: one cause fires many rules at once), unless scope labels disagree.
+    /// Also: a repeat within this long of its previous occurrence's end is a duplicate.
     pub burst_ms: i64,
     /// Labels whose shared value relates two signals (e.g. the same service or pod).
     pub group_labels: Vec<String>,
@@ -419,11 +422,18 @@ impl Correlator {
         if let Some(&hid) = self.home.get(&s.fingerprint)
             && let Some(inc) = self.incidents.get(&hid)
         {
+            // The same problem again only if it barely stopped (within the burst) or flaps;
+            // otherwise it is a new occurrence, correlated afresh like any other signal.
+            let prev_end = inc
+                .signals
+                .iter()
+                .find(|m| m.fingerprint == s.fingerprint)
+                .map(|m| m.end.unwrap_or(i64::MAX));
+            let recent = prev_end.is_some_and(|e| s.start - e <= self.cfg.burst_ms);
             let reopen = match inc.resolved {
-                None if s.start - inc.last_signal <= self.cfg.window_ms => Some(false),
-                None => None,
-                Some(r) if s.start - r <= self.cfg.flap_window_ms => Some(true),
-                Some(_) => None,
+                None if recent || flapping => Some(false),
+                Some(r) if flapping && s.start - r <= self.cfg.flap_window_ms => Some(true),
+                _ => None,
             };
             if let Some(reopen) = reopen {
                 self.repeat(hid, s, flapping, reopen, &mut out);
@@ -523,14 +533,15 @@ impl Correlator {
             .collect()
     }
 
-    /// How strongly `s` belongs with member `m` (0: not at all): 3 for co-onset, 2 for a
+    /// How strongly `s` belongs with member `m` of an incident opened at `opened` (0: not at
+    /// all): 3 for co-onset (`s` started within the burst of the incident's opening), 2 for a
     /// shared group-label value, 1 for topology neighbours; the last two only while `m`
     /// started within the window before `s`.
-    fn affinity(&self, s: &Signal, svc: Option<&str>, m: &Member) -> u8 {
-        let dt = s.start - m.start;
-        if dt.abs() <= self.cfg.burst_ms {
+    fn affinity(&self, s: &Signal, svc: Option<&str>, m: &Member, opened: i64) -> u8 {
+        if (s.start - opened).abs() <= self.cfg.burst_ms {
             return 3;
         }
+        let dt = s.start - m.start;
         if !(0..=self.cfg.window_ms).contains(&dt) {
             return 0;
         }
@@ -557,7 +568,7 @@ impl Correlator {
                 continue;
             }
             for m in &inc.signals {
-                let a = self.affinity(s, svc, m);
+                let a = self.affinity(s, svc, m, inc.opened);
                 if a == 0 {
                     continue;
                 }

@@ -106,27 +106,31 @@ fn auto_resolve_waits_for_every_signal_and_the_delay() {
 }
 
 #[test]
-fn flapping_reopens_quietly() {
+fn repeats_after_a_pause_are_new_until_they_flap() {
     let mut c = Correlator::new(Config::default(), Topology::default());
-    let mut id = None;
+    let mut opened = Vec::new();
     let mut reopened = Vec::new();
     for k in 0..4 {
         let t = k * 7 * MIN;
         let s = sig("Flappy", &[("service", "api")], t, 0.5);
         for ch in c.observe(&s) {
-            id.get_or_insert(ch.id());
-            if let Change::Reopened(_, quiet) = ch {
-                reopened.push(quiet);
+            match ch {
+                Change::Opened(id) => opened.push(id),
+                Change::Reopened(_, quiet) => reopened.push(quiet),
+                _ => {}
             }
         }
         c.observe(&ended(s, t + MIN));
         c.tick(t + 7 * MIN - 1);
     }
-    let inc = c.get(id.unwrap()).unwrap();
-    assert_eq!(c.incidents().count(), 1, "one incident for a flapping alert");
+    // The second firing, 6 min after the first ended, is a new incident; from the third on
+    // (3 starts in 30 min) it flaps and reopens that incident quietly.
+    assert_eq!(opened.len(), 2);
+    assert_eq!(reopened, vec![true, true]);
+    let inc = c.get(opened[1]).unwrap();
     assert!(inc.flapping);
-    assert_eq!(inc.signal_count, 4);
-    assert_eq!(reopened, vec![false, true, true], "quiet once flapping");
+    assert_eq!(inc.signal_count, 3);
+    assert_eq!(inc.signals[0].occurrences, 3);
 }
 
 #[test]
