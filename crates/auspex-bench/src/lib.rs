@@ -14,6 +14,7 @@ pub mod nab;
 pub mod nab_run;
 pub mod petshop;
 pub mod plot;
+pub mod rca;
 pub mod series_csv;
 pub mod storm;
 pub mod synth;

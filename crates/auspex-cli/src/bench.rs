@@ -10,7 +10,7 @@ use auspex_detect::{Config, Detector};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::cli::{BenchDetectArgs, CmdResult, NabArgs, StormArgs, say};
+use crate::cli::{BenchDetectArgs, CmdResult, NabArgs, RcaArgs, StormArgs, say};
 
 fn write_json(path: Option<&Path>, v: &Value) -> anyhow::Result<()> {
     if let Some(p) = path {
@@ -153,6 +153,26 @@ pub fn storm(a: &StormArgs) -> CmdResult {
             v["window_min"] = json!(w);
             v
         })}),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rca(a: &RcaArgs) -> CmdResult {
+    let r = auspex_bench::rca::run(&a.data, &a.output).with_context(|| {
+        format!("bench rca on {} (is it a PetShop-shaped folder?)", a.data.display())
+    })?;
+    let line = |n: &str, s: &auspex_bench::rca::Scores| {
+        format!("{n} cases={} AC@1={:.3} AC@3={:.3} Avg@5={:.3}", r.cases, s.ac1, s.ac3, s.avg5)
+    };
+    say(&line("auspex", &r.auspex))?;
+    say(&line("nsigma", &r.nsigma))?;
+    say(&line("baro", &r.baro))?;
+    say(&format!("rankings={}", a.output.display()))?;
+    let j = |s: &auspex_bench::rca::Scores| json!({"ac1": s.ac1, "ac3": s.ac3, "avg5": s.avg5});
+    write_json(
+        a.json.as_deref(),
+        &json!({"bench": "rca", "data": a.data, "cases": r.cases, "auspex": j(&r.auspex),
+                "nsigma": j(&r.nsigma), "baro": j(&r.baro), "rankings": a.output}),
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -372,6 +372,22 @@ enum BenchCommand {
     /// cases plus flapping background alerts), fold it into incidents, and report compression
     /// and purity beside a time-only grouping.
     Storm(StormArgs),
+    /// Rank the root cause of every case of a PetShop-shaped folder, write the rankings as
+    /// JSON lines, and print AC@1, AC@3 and Avg@5 beside the NSigma and BARO baselines.
+    Rca(RcaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RcaArgs {
+    /// Scenario folder: graph.csv, noissue/metrics.csv, train/ and/or test/issue_*/.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where to write `{"case", "ranking", "explanations"}` JSON lines (for rca_score.py).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -521,6 +537,7 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Detect(a)) => crate::bench::detect(&a),
         Command::Bench(BenchCommand::RemoteWrite(a)) => crate::loadgen::run(&a),
         Command::Bench(BenchCommand::Storm(a)) => crate::bench::storm(&a),
+        Command::Bench(BenchCommand::Rca(a)) => crate::bench::rca(&a),
         Command::Serve(a) => crate::serve::run(&a),
         Command::Logs(LogsCommand::Parse(a)) => crate::logs::parse(&a),
         Command::Logs(LogsCommand::Templates(a)) => crate::logs::templates(&a),
