@@ -4,44 +4,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
 use auspex_testkit::{output, temp_dir};
 use serde_json::Value;
 
+mod common;
+
 const NODES: [&str; 3] = ["a", "b", "c"];
 
 fn metrics(path: &Path, rows: usize, value: impl Fn(usize, &str, &str) -> f64) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let cols: Vec<(&str, &str, &str)> = NODES
-        .iter()
-        .flat_map(|n| [(*n, "latency", "Average"), (*n, "availability", "Average")])
-        .collect();
-    let mut s = String::from("microservice");
-    for c in &cols {
-        write!(s, ",{}", c.0).unwrap();
-    }
-    s.push_str("\nmetric");
-    for c in &cols {
-        write!(s, ",{}", c.1).unwrap();
-    }
-    s.push_str("\nstatistic");
-    for c in &cols {
-        write!(s, ",{}", c.2).unwrap();
-    }
-    s.push_str("\nunix_timestamp");
-    s.push_str(&",".repeat(cols.len()));
-    s.push('\n');
-    for r in 0..rows {
-        write!(s, "{}.0", 1_681_855_200 + r * 300).unwrap();
-        for c in &cols {
-            write!(s, ",{}", value(r, c.0, c.1)).unwrap();
-        }
-        s.push('\n');
-    }
-    std::fs::write(path, s).unwrap();
+    common::petshop_metrics(path, &NODES, rows, value);
 }
 
 fn normal(r: usize, _n: &str, m: &str) -> f64 {

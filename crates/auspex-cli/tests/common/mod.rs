@@ -36,3 +36,42 @@ pub fn start(data: &Path, config: &str, env: &[(&str, String)]) -> (Peer, Socket
     peer.wait_http(addr, "/health", Duration::from_secs(30));
     (peer, addr)
 }
+
+/// Writes a PetShop-shaped `metrics.csv` (3-line header, an index line, Unix seconds 300 s
+/// apart from 1681855200) for `nodes` × {latency Average, availability Average}.
+pub fn petshop_metrics(
+    path: &Path,
+    nodes: &[&str],
+    rows: usize,
+    value: impl Fn(usize, &str, &str) -> f64,
+) {
+    use std::fmt::Write as _;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let cols: Vec<(&str, &str, &str)> = nodes
+        .iter()
+        .flat_map(|n| [(*n, "latency", "Average"), (*n, "availability", "Average")])
+        .collect();
+    let mut s = String::from("microservice");
+    for c in &cols {
+        write!(s, ",{}", c.0).unwrap();
+    }
+    s.push_str("\nmetric");
+    for c in &cols {
+        write!(s, ",{}", c.1).unwrap();
+    }
+    s.push_str("\nstatistic");
+    for c in &cols {
+        write!(s, ",{}", c.2).unwrap();
+    }
+    s.push_str("\nunix_timestamp");
+    s.push_str(&",".repeat(cols.len()));
+    s.push('\n');
+    for r in 0..rows {
+        write!(s, "{}.0", 1_681_855_200 + r * 300).unwrap();
+        for c in &cols {
+            write!(s, ",{}", value(r, c.0, c.1)).unwrap();
+        }
+        s.push('\n');
+    }
+    std::fs::write(path, s).unwrap();
+}
