@@ -2,4 +2,5 @@
 //!
 //! - [`remote_write`]: Prometheus remote-write 1.0 (snappy-compressed protobuf).
 
+pub mod otlp;
 pub mod remote_write;

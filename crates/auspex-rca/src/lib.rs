@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use auspex_core::time::format_rfc3339;
 
 pub mod baseline;
+pub mod spans;
 
 /// A directed call graph: `calls[a]` holds the services `a` calls.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
