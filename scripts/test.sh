@@ -31,6 +31,12 @@ if ! .venv/bin/python -c "import mlflow, numpy, pandas, cloudpickle, moto, sys; 
   .venv/bin/pip install -q --disable-pip-version-check mlflow-skinny==3.17.2 numpy pandas \
     cloudpickle "moto[server]==5.2.5"
 fi
+# The OpenTelemetry Python SDK and its OTLP/HTTP exporter, the real trace sender.
+if ! .venv/bin/python -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http" >/dev/null 2>&1; then
+  echo "==> adding the OpenTelemetry SDK 1.45.2 and OTLP/HTTP exporter to .venv"
+  .venv/bin/pip install -q --disable-pip-version-check opentelemetry-sdk==1.45.2 \
+    opentelemetry-exporter-otlp-proto-http==1.45.2
+fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "==> installing cargo-fuzz"
   cargo install cargo-fuzz --locked --quiet

@@ -82,6 +82,18 @@ pub fn show(a: &IncidentShowArgs) -> CmdResult {
             s(m, "title")
         ))?;
     }
+    let causes = v["root_causes"].as_array().cloned().unwrap_or_default();
+    say("")?;
+    say(&format!("likely root causes ({}):", causes.len()))?;
+    for (k, c) in causes.iter().enumerate() {
+        say(&format!(
+            "  {}. {:<24} score {:>5.2}  {}",
+            k + 1,
+            s(c, "service"),
+            c["score"].as_f64().unwrap_or(0.0),
+            s(c, "explanation")
+        ))?;
+    }
     let changes = v["changes"].as_array().cloned().unwrap_or_default();
     say("")?;
     say(&format!("changes in the window ({}):", changes.len()))?;

@@ -177,10 +177,18 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
     let (code, shown) = get(addr, &format!("/auspex/v1/incidents/{id}"));
     assert_eq!(code, 200);
     assert_eq!(shown["changes"][0]["labels"]["version"], "v7");
+    // Root causes: db (the callee) explains api's alert; api was deployed 2 min before.
+    let causes = shown["root_causes"].as_array().unwrap_or_else(|| panic!("{shown:#}"));
+    assert_eq!(causes[0]["service"], "db", "{causes:#?}");
+    let why = causes[0]["explanation"].as_str().unwrap();
+    assert!(why.contains("SlowQueries") && why.contains("explains anomalous caller api"), "{why}");
+    let api = causes.iter().find(|c| c["service"] == "api").unwrap();
+    assert!(api["explanation"].as_str().unwrap().contains("deploy v7 at"), "{api}");
     let (ok, out, err) = cli(addr, &["incidents", "show", &id]);
     assert!(ok, "{err}");
     assert!(out.contains("HighLatency on api") && out.contains("SlowQueries on db"), "{out}");
     assert!(out.contains("deploy api v7"), "{out}");
+    assert!(out.contains("likely root causes") && out.contains("1. db"), "{out}");
     let (ok, out, _) = cli(addr, &["incidents", "list", "--status", "open"]);
     assert!(ok && out.contains(&id) && out.contains("2 incident(s)"), "{out}");
 
@@ -201,6 +209,7 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
     assert_eq!(sig, format!("sha256={want}"), "HMAC-SHA256 of the exact body");
     let hv: Value = serde_json::from_slice(&hook.body).unwrap();
     assert_eq!(hv["event"], "opened");
+    assert!(hv["root_causes"].is_array(), "root causes travel with the notification");
     let slack = got.iter().find(|g| g.path == "/slack").unwrap();
     assert!(
         serde_json::from_slice::<Value>(&slack.body).unwrap()["text"]

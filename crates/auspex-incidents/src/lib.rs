@@ -177,6 +177,9 @@ pub struct Member {
     pub score: f64,
     /// Occurrences folded into this member (1 + duplicates and flaps).
     pub occurrences: u32,
+    /// For detector signals: the deviation in robust units (for root-cause ranking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<f64>,
 }
 
 /// One line of an incident's history.
@@ -360,6 +363,16 @@ impl Correlator {
         &self.cfg
     }
 
+    /// The topology in use.
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    /// Learns a call edge (e.g. from traces); whether it is new.
+    pub fn add_edge(&mut self, from: &str, to: &str) -> bool {
+        self.topo.add_edge(from, to)
+    }
+
     /// An incident held in memory.
     pub fn get(&self, id: IncidentId) -> Option<&Incident> {
         self.incidents.get(&id)
@@ -489,6 +502,12 @@ impl Correlator {
                 m.end = s.end;
                 m.score = m.score.max(s.score);
                 m.occurrences = m.occurrences.saturating_add(1);
+                if let Explanation::Metric { deviation, .. } = &s.explanation
+                    && deviation.is_finite()
+                    && m.deviation.is_none_or(|d| deviation.abs() > d.abs())
+                {
+                    m.deviation = Some(*deviation);
+                }
             }
             None if room => inc.signals.push(member(s, title.clone())),
             None => {}
@@ -726,6 +745,10 @@ fn member(s: &Signal, title: String) -> Member {
         end: s.end,
         score: s.score,
         occurrences: 1,
+        deviation: match &s.explanation {
+            Explanation::Metric { deviation, .. } if deviation.is_finite() => Some(*deviation),
+            _ => None,
+        },
     }
 }
 

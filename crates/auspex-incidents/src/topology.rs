@@ -42,25 +42,42 @@ struct File {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Topology {
     adj: BTreeMap<String, BTreeSet<String>>,
+    calls: BTreeSet<(String, String)>,
 }
 
 impl Topology {
     /// A topology from a service list and call edges (services named only by edges are
     /// added).
     pub fn new(services: impl IntoIterator<Item = String>, edges: &[Edge]) -> Self {
-        let mut adj: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut t = Self::default();
         for s in services {
-            adj.entry(s).or_default();
+            t.adj.entry(s).or_default();
         }
         for e in edges {
-            if e.from == e.to {
-                adj.entry(e.from.clone()).or_default();
-                continue;
-            }
-            adj.entry(e.from.clone()).or_default().insert(e.to.clone());
-            adj.entry(e.to.clone()).or_default().insert(e.from.clone());
+            t.add_edge(&e.from, &e.to);
         }
-        Self { adj }
+        t
+    }
+
+    /// Adds the call edge `from` → `to` (e.g. learnt from traces); whether it is new.
+    pub fn add_edge(&mut self, from: &str, to: &str) -> bool {
+        if from == to {
+            self.adj.entry(from.to_string()).or_default();
+            return false;
+        }
+        self.adj.entry(from.to_string()).or_default().insert(to.to_string());
+        self.adj.entry(to.to_string()).or_default().insert(from.to_string());
+        self.calls.insert((from.to_string(), to.to_string()))
+    }
+
+    /// The call edges `(from, to)`, sorted.
+    pub fn edges(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.calls.iter().map(|(a, b)| (a.as_str(), b.as_str()))
+    }
+
+    /// Every service, sorted.
+    pub fn services(&self) -> impl Iterator<Item = &str> {
+        self.adj.keys().map(String::as_str)
     }
 
     /// Parses the YAML (JSON is YAML too) text of a topology file.

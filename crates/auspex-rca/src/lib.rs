@@ -222,21 +222,35 @@ pub fn rank(
     onset: i64,
     cfg: &Config,
 ) -> Vec<Candidate> {
-    let mut evidence: BTreeMap<&str, Vec<Evidence>> = BTreeMap::new();
+    let mut evidence: BTreeMap<String, Vec<Evidence>> = BTreeMap::new();
     for o in obs {
-        let e = evidence.entry(o.service.as_str()).or_default();
+        let e = evidence.entry(o.service.clone()).or_default();
         if let Some((z, time)) = change(o, cfg.anomalous_z)
             && z > 0.0
         {
             e.push(Evidence { series: o.series.clone(), z, time });
         }
     }
+    rank_evidence(evidence, graph, changes, symptom, onset, cfg)
+}
+
+/// [`rank`] from evidence already scored (e.g. the signals of an incident, whose detector
+/// deviations are robust z already): service → its moved series.
+pub fn rank_evidence(
+    mut evidence: BTreeMap<String, Vec<Evidence>>,
+    graph: &CallGraph,
+    changes: &[ChangeEvent],
+    symptom: Option<(&str, i64)>,
+    onset: i64,
+    cfg: &Config,
+) -> Vec<Candidate> {
     for ev in evidence.values_mut() {
+        ev.retain(|e| e.z.is_finite() && e.z > 0.0);
         ev.sort_by(|a, b| b.z.total_cmp(&a.z).then_with(|| a.series.cmp(&b.series)));
     }
     let own = |s: &str| evidence.get(s).and_then(|e| e.first()).map_or(0.0, |e| e.z);
     let mut services: BTreeSet<&str> = graph.nodes().collect();
-    services.extend(evidence.keys().copied());
+    services.extend(evidence.keys().map(String::as_str));
     let mut out: Vec<Candidate> = services
         .iter()
         .map(|&s| {

@@ -15,6 +15,8 @@ use auspex_ingest::otlp::{Span, kind};
 use crate::CallGraph;
 
 type Key = (u128, u64);
+/// One RED bucket: per service, and per (caller, callee) edge.
+type Bucket = (BTreeMap<String, Red>, BTreeMap<(String, String), Red>);
 
 #[derive(Debug, Clone)]
 struct Node {
@@ -81,7 +83,7 @@ pub struct ServiceGraph {
     waiting: HashMap<Key, Vec<u64>>,
     edges: BTreeMap<(String, String), u64>,
     services: BTreeMap<String, u64>,
-    buckets: BTreeMap<u64, (BTreeMap<String, Red>, BTreeMap<(String, String), Red>)>,
+    buckets: BTreeMap<u64, Bucket>,
     emitted_before: u64,
     max_end: u64,
     /// Counters.
@@ -270,6 +272,12 @@ impl ServiceGraph {
     /// with `all`), and forgets them.
     pub fn take_red(&mut self, all: bool) -> Vec<RedPoint> {
         let horizon = if all { u64::MAX } else { self.max_end.saturating_sub(2 * self.bucket_ns) };
+        self.take_red_until(horizon)
+    }
+
+    /// Emits the RED points of buckets ending at or before `horizon` ns (e.g. wall clock minus
+    /// two buckets, so quiet services still get their last points), and forgets them.
+    pub fn take_red_until(&mut self, horizon: u64) -> Vec<RedPoint> {
         let mut out = Vec::new();
         let secs = self.bucket_ns as f64 / 1e9;
         while let Some((&b, _)) = self.buckets.first_key_value() {

@@ -46,6 +46,12 @@
 //! max_incidents = 10000           # held in memory (the rest stay in the store)
 //! tick = "5s"                     # how often auto-resolution is checked
 //!
+//! [traces]
+//! max_body_bytes = 16777216       # OTLP request body (413 above)
+//! max_spans_per_request = 100000  # 413 above
+//! max_spans = 200000              # spans remembered to link late children (oldest out)
+//! bucket = "10s"                  # RED series resolution
+//!
 //! [notify]
 //! allow = ["http://127.0.0.1:*/"] # URL prefixes a target may use (port `*`: any)
 //! retries = 3                     # after the first attempt, with doubling backoff
@@ -90,6 +96,34 @@ pub struct Config {
     pub incidents: IncidentsCfg,
     /// Notifications.
     pub notify: NotifyCfg,
+    /// OTLP traces.
+    pub traces: TracesCfg,
+}
+
+/// `[traces]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesCfg {
+    /// Largest OTLP body (413 above).
+    pub max_body_bytes: usize,
+    /// Most spans in one request (413 above).
+    pub max_spans_per_request: usize,
+    /// Spans remembered for linking late children.
+    pub max_spans: usize,
+    /// RED bucket width.
+    #[serde(with = "dur")]
+    pub bucket: Duration,
+}
+
+impl Default for TracesCfg {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_spans_per_request: 100_000,
+            max_spans: 200_000,
+            bucket: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[incidents]`.
@@ -453,6 +487,16 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.metrics.anomaly_score_min) {
             return bad("metrics.anomaly_score_min", "must be within [0, 1]");
+        }
+        let tr = &self.traces;
+        if tr.max_body_bytes < 1024 || tr.max_spans_per_request == 0 || tr.max_spans == 0 {
+            return bad(
+                "traces",
+                "max_body_bytes must be at least 1024, the span limits at least 1",
+            );
+        }
+        if tr.bucket < Duration::from_secs(1) {
+            return bad("traces.bucket", "must be at least 1s");
         }
         let inc = &self.incidents;
         if inc.max_incidents == 0 {

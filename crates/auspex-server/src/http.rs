@@ -4,6 +4,8 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /api/v1/write` | Prometheus remote-write 1.0 |
+//! | `POST /v1/traces` | OTLP/HTTP traces, protobuf or JSON (`traces.rs`) |
+//! | `GET /auspex/v1/services` | the service graph from traces |
 //! | `POST /auspex/v1/alertmanager` | Alertmanager webhooks (v4) become alert signals |
 //! | `POST /auspex/v1/events` | change events (deploy, config, flag) become change signals |
 //! | `GET /auspex/v1/signals?since=24h&limit=1000` | signals, newest first (Signal JSON v1) |
@@ -56,6 +58,8 @@ pub struct App<S> {
     pub pending: std::sync::Mutex<Vec<Signal>>,
     /// Incident correlation.
     pub incidents: crate::incidents::Hub,
+    /// The service graph from traces.
+    pub traces: std::sync::Mutex<auspex_rca::spans::ServiceGraph>,
 }
 
 /// Milliseconds since the epoch.
@@ -68,6 +72,7 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
     use crate::{artifacts, mlflow};
     use axum::routing::any;
     let max_body = app.cfg.limits.max_body_bytes;
+    let max_traces = app.cfg.traces.max_body_bytes;
     let max_json = app.cfg.mlflow.max_request_bytes;
     let ml = any(mlflow::dispatch::<S>).layer(DefaultBodyLimit::max(max_json));
     Router::new()
@@ -95,6 +100,11 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
             post(crate::events::events::<S>).layer(DefaultBodyLimit::max(max_body)),
         )
         .route("/auspex/v1/signals", get(signals::<S>))
+        .route(
+            "/v1/traces",
+            post(crate::traces::export::<S>).layer(DefaultBodyLimit::max(max_traces)),
+        )
+        .route("/auspex/v1/services", get(crate::traces::services::<S>))
         .route("/auspex/v1/incidents", get(crate::incidents::list::<S>))
         .route("/auspex/v1/incidents/{id}", get(crate::incidents::show::<S>))
         .route("/auspex/v1/incidents/{id}/ack", post(crate::incidents::ack::<S>))

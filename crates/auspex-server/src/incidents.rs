@@ -64,6 +64,14 @@ impl Hub {
         lock(&self.corr).config().flap_window_ms
     }
 
+    /// Learns call edges from traces (they relate signals of neighbouring services).
+    pub fn learn_edges(&self, edges: &[(String, String)]) {
+        let mut c = lock(&self.corr);
+        for (a, b) in edges {
+            c.add_edge(a, b);
+        }
+    }
+
     fn mark(&self, ids: impl IntoIterator<Item = IncidentId>) {
         lock(&self.dirty).extend(ids);
     }
@@ -77,6 +85,89 @@ fn event_of(c: Change) -> Option<Event> {
         Change::Reopened(_, false) => Some(Event::Reopened),
         Change::Reopened(_, true) | Change::Updated(_) => None,
     }
+}
+
+/// The incident's likely root causes, best first (at most `n`): its signals as evidence
+/// (a detector signal's deviation is a robust z already; an alert counts as 3 + 3 × score),
+/// the call graph from the topology file and from traces, and the change events from an hour
+/// before it opened to its end.
+pub async fn root_causes<S: MlflowStore>(
+    app: &App<S>,
+    inc: &Incident,
+    n: usize,
+) -> Vec<auspex_rca::Candidate> {
+    use auspex_rca::{CallGraph, ChangeEvent, Evidence};
+    let service_label = app.cfg.incidents.service_label.clone();
+    let mut evidence: std::collections::BTreeMap<String, Vec<Evidence>> = Default::default();
+    for m in &inc.signals {
+        let Some(svc) = m.labels.get(&service_label).or_else(|| m.labels.get("job")) else {
+            continue;
+        };
+        let series = m
+            .labels
+            .get("alertname")
+            .or_else(|| m.labels.metric_name())
+            .unwrap_or(m.kind.as_str())
+            .to_string();
+        let z = m.deviation.map_or(3.0 + 3.0 * m.score, f64::abs);
+        evidence.entry(svc.to_string()).or_default().push(Evidence { series, z, time: m.start });
+    }
+    let mut graph = CallGraph::new();
+    {
+        let c = lock(&app.incidents.corr);
+        for s in c.topology().services() {
+            graph.add_node(s);
+        }
+        for (a, b) in c.topology().edges() {
+            graph.add_edge(a, b);
+        }
+    }
+    // Only services near the incident are candidates: its own and their neighbours.
+    let mut near: BTreeSet<String> = evidence.keys().cloned().collect();
+    for s in evidence.keys() {
+        near.extend(graph.callees(s).map(str::to_string));
+        near.extend(graph.callers(s).map(str::to_string));
+    }
+    let mut g2 = CallGraph::new();
+    for s in &near {
+        g2.add_node(s);
+    }
+    for (a, b) in graph.edges() {
+        if near.contains(a) && near.contains(b) {
+            g2.add_edge(a, b);
+        }
+    }
+    let to = inc.resolved.unwrap_or_else(now_ms).max(inc.last_signal);
+    let changes: Vec<ChangeEvent> = app
+        .store
+        .list_changes(inc.opened - 3_600_000, to, 1000)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| {
+            let svc = c.labels.get("service")?.to_string();
+            let kind = c.labels.get("change_kind").unwrap_or("change");
+            let what = match c.labels.get("version") {
+                Some(v) => format!("{kind} {v}"),
+                None => kind.to_string(),
+            };
+            Some(ChangeEvent { time: c.start, service: svc, what })
+        })
+        .collect();
+    let symptom = inc.signals.first().and_then(|m| {
+        let s = m.labels.get(&service_label)?;
+        Some((s.to_string(), m.start))
+    });
+    let mut r = auspex_rca::rank_evidence(
+        evidence,
+        &g2,
+        &changes,
+        symptom.as_ref().map(|(s, t)| (s.as_str(), *t)),
+        inc.opened,
+        &auspex_rca::Config::default(),
+    );
+    r.truncate(n);
+    r
 }
 
 /// Folds durable signals into incidents, writes what changed, and notifies.
@@ -109,9 +200,10 @@ async fn apply<S: MlflowStore>(app: &Arc<App<S>>, changes: Vec<Change>) {
 }
 
 async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident) {
+    let causes = if ev == Event::Resolved { Vec::new() } else { root_causes(app, inc, 3).await };
     for t in &app.cfg.notify.targets {
         let name = if t.name.is_empty() { t.kind.as_str() } else { t.name.as_str() };
-        let (what, detail) = match notify::deliver(&app.cfg.notify, t, ev, inc).await {
+        let (what, detail) = match notify::deliver(&app.cfg.notify, t, ev, inc, &causes).await {
             Ok(n) => ("notified", format!("{name}: {} delivered ({n} attempt(s))", ev.as_str())),
             Err(e) => ("notify_failed", format!("{name}: {} not delivered: {e}", ev.as_str())),
         };
@@ -154,6 +246,7 @@ pub async fn tick_loop<S: MlflowStore>(app: Arc<App<S>>) {
         t.tick().await;
         let changes = lock(&app.incidents.corr).tick(now_ms());
         apply(&app, changes).await;
+        crate::traces::flush(&app, now_ms()).await;
         persist(&app).await;
     }
 }
@@ -233,7 +326,8 @@ pub async fn show<S: MlflowStore>(
     let to = inc.resolved.unwrap_or_else(now_ms).max(inc.last_signal);
     let changes =
         app.store.list_changes(inc.opened - 3_600_000, to, 1000).await.unwrap_or_default();
-    axum::Json(json!({"incident": inc, "changes": changes})).into_response()
+    let causes = root_causes(&app, &inc, 5).await;
+    axum::Json(json!({"incident": inc, "changes": changes, "root_causes": causes})).into_response()
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -20,6 +20,7 @@ pub mod incidents;
 pub mod metrics;
 pub mod mlflow;
 pub mod notify;
+pub mod traces;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -107,6 +108,7 @@ pub async fn serve_with<S: MlflowStore>(
         engine.restore_open(open);
     }
     let incidents = incidents::Hub::new(&cfg).map_err(ServeError::Config)?;
+    let cfg_traces = cfg.traces.clone();
     let stored = store
         .load_incidents(http::now_ms().saturating_sub(incidents.flap_window_ms()))
         .await
@@ -121,6 +123,10 @@ pub async fn serve_with<S: MlflowStore>(
         paused_until: AtomicI64::new(0),
         pending: std::sync::Mutex::new(Vec::new()),
         incidents,
+        traces: std::sync::Mutex::new(auspex_rca::spans::ServiceGraph::new(
+            cfg_traces.max_spans,
+            cfg_traces.bucket.as_millis().min(u128::from(u64::MAX)) as u64,
+        )),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

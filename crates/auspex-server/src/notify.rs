@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use auspex_incidents::Incident;
+use auspex_rca::Candidate;
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 
@@ -81,8 +82,8 @@ pub fn allowed(allow: &[String], url: &str) -> bool {
     })
 }
 
-fn text(event: Event, inc: &Incident) -> String {
-    format!(
+fn text(event: Event, inc: &Incident, causes: &[Candidate]) -> String {
+    let mut t = format!(
         "[{}] {} incident {}: {} ({} signal(s), services: {})",
         event.as_str().to_uppercase(),
         inc.severity.as_str(),
@@ -90,13 +91,17 @@ fn text(event: Event, inc: &Incident) -> String {
         inc.title,
         inc.signal_count,
         inc.services.iter().cloned().collect::<Vec<_>>().join(", ")
-    )
+    );
+    if let Some(c) = causes.first() {
+        t.push_str(&format!(". Likely cause: {}", c.explanation));
+    }
+    t
 }
 
 /// The body for a target.
-pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident) -> Value {
+pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident, causes: &[Candidate]) -> Value {
     match t.kind.as_str() {
-        "slack" => json!({"text": text(event, inc)}),
+        "slack" => json!({"text": text(event, inc, causes)}),
         "pagerduty" => {
             let action = if event == Event::Resolved { "resolve" } else { "trigger" };
             json!({
@@ -104,7 +109,7 @@ pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident) -> Value {
                 "event_action": action,
                 "dedup_key": inc.id.to_string(),
                 "payload": {
-                    "summary": text(event, inc),
+                    "summary": text(event, inc, causes),
                     "source": "auspex",
                     "severity": inc.severity.as_str(),
                     "timestamp": auspex_core::time::format_rfc3339(inc.last_signal),
@@ -113,6 +118,7 @@ pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident) -> Value {
                         "services": inc.services,
                         "signals": inc.signal_count,
                         "flapping": inc.flapping,
+                        "likely_causes": causes.iter().map(|c| &c.explanation).collect::<Vec<_>>(),
                     },
                 },
             })
@@ -122,7 +128,7 @@ pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident) -> Value {
             if let Some(o) = inc.as_object_mut() {
                 o.remove("timeline");
             }
-            json!({"version": "1", "event": event.as_str(), "incident": inc})
+            json!({"version": "1", "event": event.as_str(), "incident": inc, "root_causes": causes})
         }
     }
 }
@@ -165,11 +171,12 @@ pub async fn deliver(
     t: &NotifyTarget,
     event: Event,
     inc: &Incident,
+    causes: &[Candidate],
 ) -> Result<u32, String> {
     if !allowed(&cfg.allow, &t.url) {
         return Err(format!("{} is not in notify.allow", t.url));
     }
-    let body = serde_json::to_vec(&payload(t, event, inc)).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&payload(t, event, inc, causes)).map_err(|e| e.to_string())?;
     let sig = (t.kind == "webhook" && !t.secret.is_empty()).then(|| signature(&t.secret, &body));
     let mut wait = cfg.backoff;
     let mut last = String::new();
