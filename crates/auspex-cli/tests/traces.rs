@@ -83,6 +83,19 @@ fn the_opentelemetry_sdk_builds_the_service_graph() {
     assert_eq!(g["counts"]["spans"], 36);
     assert!(g["counts"]["relinked"].as_u64().unwrap() >= 12, "children came first: {g:#}");
     assert_eq!(g["counts"]["cycles"], 0);
+    // The same exporter with gzip compression (what collectors send by default).
+    let out = output(
+        Command::new(&py)
+            .arg(&script)
+            .arg(format!("http://{addr}/v1/traces"))
+            .arg("3")
+            .env("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let g = get(addr, "/auspex/v1/services");
+    assert_eq!(g["counts"]["spans"], 45, "{g:#}");
+    assert_eq!(g["edges"][1]["calls"], 15);
 
     // The OTLP JSON mapping: a fourth service called by db, ids in hex, int64 as strings.
     let body = json!({"resourceSpans": [
@@ -136,11 +149,15 @@ fn the_opentelemetry_sdk_builds_the_service_graph() {
     assert_eq!(code, 413, "{msg}");
     let (code, msg) = post(addr, "application/x-protobuf", Some(("Content-Encoding", "br")), b"x");
     assert_eq!(code, 415, "{msg}");
+    let (code, msg) =
+        post(addr, "application/x-protobuf", Some(("Content-Encoding", "gzip")), b"not gzip");
+    assert_eq!(code, 400, "{msg}");
+    assert!(msg.contains("malformed gzip"), "{msg}");
     let (code, _) = post(addr, "text/plain", None, b"x");
     assert_eq!(code, 415);
     assert_eq!(
         get(addr, "/auspex/v1/services")["counts"]["spans"],
-        38,
+        47,
         "nothing from bad requests"
     );
 }

@@ -47,7 +47,8 @@
 //! tick = "5s"                     # how often auto-resolution is checked
 //!
 //! [traces]
-//! max_body_bytes = 16777216       # OTLP request body (413 above)
+//! max_body_bytes = 16777216       # OTLP request body as sent (413 above)
+//! max_decoded_bytes = 67108864    # after gzip decompression (413 above)
 //! max_spans_per_request = 100000  # 413 above
 //! max_spans = 200000              # spans remembered to link late children (oldest out)
 //! bucket = "10s"                  # RED series resolution
@@ -104,8 +105,10 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TracesCfg {
-    /// Largest OTLP body (413 above).
+    /// Largest OTLP body as sent (413 above).
     pub max_body_bytes: usize,
+    /// Largest OTLP body after gzip decompression (413 above).
+    pub max_decoded_bytes: usize,
     /// Most spans in one request (413 above).
     pub max_spans_per_request: usize,
     /// Spans remembered for linking late children.
@@ -119,6 +122,7 @@ impl Default for TracesCfg {
     fn default() -> Self {
         Self {
             max_body_bytes: 16 << 20,
+            max_decoded_bytes: 64 << 20,
             max_spans_per_request: 100_000,
             max_spans: 200_000,
             bucket: Duration::from_secs(10),
@@ -494,6 +498,9 @@ impl Config {
                 "traces",
                 "max_body_bytes must be at least 1024, the span limits at least 1",
             );
+        }
+        if tr.max_decoded_bytes < tr.max_body_bytes {
+            return bad("traces.max_decoded_bytes", "must be at least traces.max_body_bytes");
         }
         if tr.bucket < Duration::from_secs(1) {
             return bad("traces.bucket", "must be at least 1s");

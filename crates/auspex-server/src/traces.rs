@@ -1,5 +1,5 @@
 //! OTLP/HTTP traces at `POST /v1/traces` (protobuf, or JSON with `Content-Type:
-//! application/json`). Spans build the service graph (its call edges also feed incident
+//! application/json`; plain or `Content-Encoding: gzip`). Spans build the service graph (its call edges also feed incident
 //! correlation) and RED series per service and per edge, which go to the detectors like any
 //! remote-write series (`auspex_service_rate{service}`, `auspex_service_error_ratio`,
 //! `auspex_service_duration_ms`, and `auspex_edge_*{caller, service}`).
@@ -43,15 +43,25 @@ pub async fn export<S: MlflowStore>(
         .unwrap_or("application/x-protobuf")
         .to_ascii_lowercase();
     let is_json = ctype.starts_with("application/json");
-    if let Some(enc) = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok())
-        && !enc.eq_ignore_ascii_case("identity")
-    {
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            is_json,
-            format!("Content-Encoding {enc:?} is not supported (send uncompressed)"),
-        );
-    }
+    let enc = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_ascii_lowercase();
+    let body: Bytes = match enc.as_str() {
+        "identity" | "" => body,
+        "gzip" => match gunzip(&body, app.cfg.traces.max_decoded_bytes) {
+            Ok(b) => Bytes::from(b),
+            Err((code, msg)) => return refuse(code, is_json, msg),
+        },
+        other => {
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                is_json,
+                format!("Content-Encoding {other:?} is not supported (use gzip or none)"),
+            );
+        }
+    };
     let max = app.cfg.traces.max_spans_per_request;
     let spans = if is_json {
         otlp::decode_json(&body, max)
@@ -88,6 +98,22 @@ pub async fn export<S: MlflowStore>(
     } else {
         ([(header::CONTENT_TYPE, "application/x-protobuf")], Vec::<u8>::new()).into_response()
     }
+}
+
+/// Decompresses a gzip body, refusing more than `limit` bytes of output.
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, (StatusCode, String)> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut d = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
+    d.read_to_end(&mut out)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("malformed gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("gzip body decompresses to more than {limit} bytes (traces.max_decoded_bytes)"),
+        ));
+    }
+    Ok(out)
 }
 
 /// Emits the RED buckets that ended two buckets before `now_ms` (quiet services too).
