@@ -41,8 +41,7 @@ pub struct Metrics {
     pub columns: Vec<(Key, Vec<f64>)>,
 }
 
-/// Reads a `metrics.csv`.
-pub fn read_metrics(path: &Path) -> Result<Metrics, ReadError> {
+fn read_rows(path: &Path) -> Result<Vec<csv::StringRecord>, ReadError> {
     let mut r = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -52,6 +51,12 @@ pub fn read_metrics(path: &Path) -> Result<Metrics, ReadError> {
     for rec in r.records() {
         rows.push(rec.map_err(|e| err(path, e))?);
     }
+    Ok(rows)
+}
+
+/// Reads a `metrics.csv`.
+pub fn read_metrics(path: &Path) -> Result<Metrics, ReadError> {
+    let rows = read_rows(path)?;
     if rows.len() < 4 {
         return Err(err(path, "expected 3 header lines, an index line and rows"));
     }
@@ -83,24 +88,16 @@ pub fn read_metrics(path: &Path) -> Result<Metrics, ReadError> {
     Ok(Metrics { times, columns })
 }
 
-/// Reads `graph.csv` into a topology.
-pub fn read_graph(path: &Path) -> Result<Topology, ReadError> {
-    let mut r = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| err(path, e))?;
-    let mut rows = Vec::new();
-    for rec in r.records() {
-        rows.push(rec.map_err(|e| err(path, e))?);
-    }
+/// Reads `graph.csv`: the node names and the call edges (`A,B = 1.0`: A calls B).
+pub fn read_graph_edges(path: &Path) -> Result<(Vec<String>, Vec<Edge>), ReadError> {
+    let rows = read_rows(path)?;
     let header = rows.first().ok_or_else(|| err(path, "empty file"))?;
     let names: Vec<String> = header.iter().skip(1).map(str::to_string).collect();
     let mut edges = Vec::new();
     for row in rows.iter().skip(1) {
         let from = row.get(0).unwrap_or("").to_string();
         for (j, cell) in row.iter().skip(1).enumerate() {
-            let v: f64 = cell.parse().unwrap_or(0.0);
+            let v: f64 = cell.trim().parse().unwrap_or(0.0);
             if v != 0.0
                 && let Some(to) = names.get(j)
             {
@@ -108,6 +105,12 @@ pub fn read_graph(path: &Path) -> Result<Topology, ReadError> {
             }
         }
     }
+    Ok((names, edges))
+}
+
+/// Reads `graph.csv` into a topology.
+pub fn read_graph(path: &Path) -> Result<Topology, ReadError> {
+    let (names, edges) = read_graph_edges(path)?;
     Ok(Topology::new(names, &edges))
 }
 

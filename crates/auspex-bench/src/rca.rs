@@ -22,28 +22,13 @@ fn err(path: &Path, why: impl std::fmt::Display) -> ReadError {
 
 /// Reads `graph.csv` as a directed call graph.
 pub fn read_call_graph(path: &Path) -> Result<CallGraph, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| err(path, e))?;
-    let mut r =
-        csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
-    let mut rows = Vec::new();
-    for rec in r.records() {
-        rows.push(rec.map_err(|e| err(path, e))?);
-    }
-    let header = rows.first().ok_or_else(|| err(path, "empty file"))?;
-    let names: Vec<String> = header.iter().skip(1).map(str::to_string).collect();
+    let (names, edges) = petshop::read_graph_edges(path)?;
     let mut g = CallGraph::new();
     for n in &names {
         g.add_node(n);
     }
-    for row in rows.iter().skip(1) {
-        let from = row.get(0).unwrap_or("");
-        for (j, cell) in row.iter().skip(1).enumerate() {
-            if cell.trim().parse::<f64>().is_ok_and(|v| v != 0.0)
-                && let Some(to) = names.get(j)
-            {
-                g.add_edge(from, to);
-            }
-        }
+    for e in &edges {
+        g.add_edge(&e.from, &e.to);
     }
     Ok(g)
 }
