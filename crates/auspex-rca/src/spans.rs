@@ -71,12 +71,15 @@ pub struct Counts {
     pub late: u64,
     /// Duplicate spans (same trace and span id) ignored.
     pub duplicates: u64,
+    /// Spans of services beyond the service limit, ignored.
+    pub over_limit: u64,
 }
 
 /// The service graph builder.
 #[derive(Debug)]
 pub struct ServiceGraph {
     max_spans: usize,
+    max_services: usize,
     bucket_ns: u64,
     spans: HashMap<Key, Node>,
     order: VecDeque<Key>,
@@ -91,10 +94,12 @@ pub struct ServiceGraph {
 }
 
 impl ServiceGraph {
-    /// A builder remembering at most `max_spans` spans, with RED buckets of `bucket_ms`.
+    /// A builder remembering at most `max_spans` spans, with RED buckets of `bucket_ms`, and
+    /// at most 10,000 services (see [`ServiceGraph::with_max_services`]).
     pub fn new(max_spans: usize, bucket_ms: u64) -> Self {
         Self {
             max_spans: max_spans.max(1),
+            max_services: 10_000,
             bucket_ns: bucket_ms.max(1) * 1_000_000,
             spans: HashMap::new(),
             order: VecDeque::new(),
@@ -106,6 +111,13 @@ impl ServiceGraph {
             max_end: 0,
             counts: Counts::default(),
         }
+    }
+
+    /// Sets the most services tracked (edges are then at most its square, RED series at most
+    /// 3 per service and per edge); spans of further services are ignored and counted.
+    pub fn with_max_services(mut self, n: usize) -> Self {
+        self.max_services = n.max(1);
+        self
     }
 
     /// The call graph seen so far.
@@ -148,6 +160,10 @@ impl ServiceGraph {
         let key = (s.trace_id, s.span_id);
         if self.spans.contains_key(&key) {
             self.counts.duplicates += 1;
+            return;
+        }
+        if !self.services.contains_key(&s.service) && self.services.len() >= self.max_services {
+            self.counts.over_limit += 1;
             return;
         }
         self.counts.spans += 1;
@@ -389,6 +405,10 @@ mod tests {
         assert_eq!(get("auspex_edge_rate", "db"), Some(0.2));
         assert!((get("auspex_service_duration_ms", "web").unwrap() - 100.0).abs() < 1e-9);
         assert!(pts.iter().all(|p| p.time_ms == 0));
+        // Services beyond the limit are ignored and counted.
+        let mut small = ServiceGraph::new(10, 10_000).with_max_services(2);
+        small.add(&[span(1, None, "a", 1), span(2, None, "b", 1), span(3, None, "c", 1)]);
+        assert_eq!((small.services().count(), small.counts.over_limit), (2, 1));
         // A span for an emitted bucket is late.
         g.add(&[span(9, None, "web", 2)]);
         assert_eq!(g.counts.late, 1);

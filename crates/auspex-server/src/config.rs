@@ -51,6 +51,7 @@
 //! max_decoded_bytes = 67108864    # after gzip decompression (413 above)
 //! max_spans_per_request = 100000  # 413 above
 //! max_spans = 200000              # spans remembered to link late children (oldest out)
+//! max_services = 10000            # services tracked; spans of further ones are ignored
 //! bucket = "10s"                  # RED series resolution
 //!
 //! [notify]
@@ -113,6 +114,8 @@ pub struct TracesCfg {
     pub max_spans_per_request: usize,
     /// Spans remembered for linking late children.
     pub max_spans: usize,
+    /// Services tracked (bounds edges and RED series too).
+    pub max_services: usize,
     /// RED bucket width.
     #[serde(with = "dur")]
     pub bucket: Duration,
@@ -125,6 +128,7 @@ impl Default for TracesCfg {
             max_decoded_bytes: 64 << 20,
             max_spans_per_request: 100_000,
             max_spans: 200_000,
+            max_services: 10_000,
             bucket: Duration::from_secs(10),
         }
     }
@@ -493,7 +497,11 @@ impl Config {
             return bad("metrics.anomaly_score_min", "must be within [0, 1]");
         }
         let tr = &self.traces;
-        if tr.max_body_bytes < 1024 || tr.max_spans_per_request == 0 || tr.max_spans == 0 {
+        if tr.max_body_bytes < 1024
+            || tr.max_spans_per_request == 0
+            || tr.max_spans == 0
+            || tr.max_services == 0
+        {
             return bad(
                 "traces",
                 "max_body_bytes must be at least 1024, the span limits at least 1",

@@ -123,10 +123,13 @@ pub async fn serve_with<S: MlflowStore>(
         paused_until: AtomicI64::new(0),
         pending: std::sync::Mutex::new(Vec::new()),
         incidents,
-        traces: std::sync::Mutex::new(auspex_rca::spans::ServiceGraph::new(
-            cfg_traces.max_spans,
-            cfg_traces.bucket.as_millis().min(u128::from(u64::MAX)) as u64,
-        )),
+        traces: std::sync::Mutex::new(
+            auspex_rca::spans::ServiceGraph::new(
+                cfg_traces.max_spans,
+                cfg_traces.bucket.as_millis().min(u128::from(u64::MAX)) as u64,
+            )
+            .with_max_services(cfg_traces.max_services),
+        ),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -170,7 +170,8 @@ pub async fn services<S: MlflowStore>(State(app): State<Arc<App<S>>>) -> Respons
         "edges": edges,
         "counts": {"spans": c.spans, "orphans": c.orphans, "relinked": c.relinked,
                    "cycles": c.cycles, "evicted": c.evicted, "late": c.late,
-                   "duplicates": c.duplicates, "remembered": g.remembered()},
+                   "duplicates": c.duplicates, "over_limit": c.over_limit,
+                   "remembered": g.remembered()},
     }))
     .into_response()
 }
