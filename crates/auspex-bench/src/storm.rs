@@ -5,9 +5,10 @@
 //! majority source, weighted by alerts), beside a baseline that groups by time alone.
 //!
 //! How the storm is built (deterministic for a seed):
-//! 1. **Rules** from `noissue`, the kind a team writes: latency and request series alert above
-//!    1.2 × their highest normal value; availability alerts below its lowest normal value
-//!    minus one point. Series with fewer than 10 normal values or no variation get no rule.
+//! 1. **Rules** from `noissue`, the kind a team writes ([`Rules`]): by default latency and
+//!    request series alert above 1.2 × their highest normal value, availability below its
+//!    lowest normal value minus one point; `--rules p99` uses the normal 99th/1st percentiles
+//!    instead. Series with fewer than 10 normal values or no variation get no rule.
 //! 2. **Cases**: each case's rows are checked against the rules; a run of breaching rows is
 //!    one alert (it starts up to a minute into its first row, it resolves up to a minute
 //!    into the first row that no longer breaches, or at the end of the case).
@@ -38,13 +39,21 @@ pub struct StormConfig {
     pub cases: usize,
     /// Background series with a noisy rule.
     pub background: usize,
+    /// Which static rules turn metrics into alerts.
+    pub rules: Rules,
     /// Correlation settings.
     pub correlator: Config,
 }
 
 impl Default for StormConfig {
     fn default() -> Self {
-        Self { seed: 1, cases: 0, background: 8, correlator: Config::default() }
+        Self {
+            seed: 1,
+            cases: 0,
+            background: 8,
+            rules: Rules::MaxPlus20,
+            correlator: Config::default(),
+        }
     }
 }
 
@@ -148,15 +157,29 @@ fn normal_values(col: &[f64]) -> Option<Vec<f64>> {
 }
 
 /// The static rules a team would write from normal operation.
-fn team_rules(noissue: &Metrics) -> HashMap<Key, Rule> {
+/// The static rules of the storm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// Latency and requests above 1.2 × their normal maximum; availability below its normal
+    /// minimum − 1 point (the default: conservative rules).
+    MaxPlus20,
+    /// Above the normal 99th percentile; availability below the normal 1st percentile
+    /// (eager rules: more alerts per fault).
+    P99,
+}
+
+fn team_rules(noissue: &Metrics, which: Rules) -> HashMap<Key, Rule> {
     let mut rules = HashMap::new();
     for (k, col) in &noissue.columns {
         let Some(v) = normal_values(col) else { continue };
         let (lo, hi) = (v[0], v[v.len() - 1]);
-        let rule = match k.metric.as_str() {
-            "availability" if lo > 1.0 => Rule::Below(lo - 1.0),
-            "availability" => continue,
-            _ => Rule::Above(hi * 1.2),
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        let rule = match (k.metric.as_str(), which) {
+            ("availability", Rules::P99) => Rule::Below(q(0.01)),
+            ("availability", Rules::MaxPlus20) if lo > 1.0 => Rule::Below(lo - 1.0),
+            ("availability", Rules::MaxPlus20) => continue,
+            (_, Rules::P99) => Rule::Above(q(0.99)),
+            (_, Rules::MaxPlus20) => Rule::Above(hi * 1.2),
         };
         rules.insert(k.clone(), rule);
     }
@@ -249,7 +272,7 @@ pub fn build(
 ) -> Result<(Vec<StormAlert>, Vec<String>, Topology), ReadError> {
     let topo = petshop::read_graph(&dir.join("graph.csv"))?;
     let noissue = petshop::read_metrics(&dir.join("noissue/metrics.csv"))?;
-    let rules = team_rules(&noissue);
+    let rules = team_rules(&noissue, cfg.rules);
     let mut paths = petshop::cases(dir)?;
     if paths.is_empty() {
         return Err(ReadError {

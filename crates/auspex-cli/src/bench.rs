@@ -108,11 +108,12 @@ pub fn detect(a: &BenchDetectArgs) -> CmdResult {
 }
 
 pub fn storm(a: &StormArgs) -> CmdResult {
-    use auspex_bench::storm::{Grouping, StormConfig, run};
+    use auspex_bench::storm::{Grouping, Rules, StormConfig, run};
     let cfg = StormConfig {
         seed: a.seed,
         cases: a.cases,
         background: a.background,
+        rules: if a.rules == "p99" { Rules::P99 } else { Rules::MaxPlus20 },
         ..StormConfig::default()
     };
     let r = run(&a.data, &cfg).with_context(|| {
@@ -145,7 +146,7 @@ pub fn storm(a: &StormArgs) -> CmdResult {
     }
     write_json(
         a.json.as_deref(),
-        &json!({"bench": "storm", "data": a.data, "seed": a.seed, "cases": r.cases,
+        &json!({"bench": "storm", "data": a.data, "seed": a.seed, "rules": a.rules, "cases": r.cases,
         "alerts": r.alerts, "background_alerts": r.background_alerts,
         "span_min": r.span_min, "best_compression": r.best_compression, "auspex": g(&r.auspex), "time_only": g(&r.time_only),
         "time_only_matched": r.time_only_matched.as_ref().map(|(w, m)| {

@@ -404,6 +404,10 @@ pub struct StormArgs {
     /// Background series with a noisy (flapping) rule.
     #[arg(long, default_value_t = 8)]
     pub background: usize,
+    /// The static alert rules: `max` (above 1.2 × the normal maximum; availability below the
+    /// normal minimum − 1) or `p99` (above the normal 99th percentile; below the 1st).
+    #[arg(long, default_value = "max", value_parser = ["max", "p99"])]
+    pub rules: String,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -61,6 +61,19 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
         }
     }
     assert!(merged_by_time > 0, "cases 5-20 min apart: a 10-minute window merges some");
+    // Eager rules (normal 99th percentile) raise at least as many alerts.
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", "--rules", "p99", "--background", "0", "--data"])
+            .arg(&dir)
+            .arg("--json")
+            .arg(&json),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["rules"], "p99");
+    assert!(v["alerts"].as_u64().unwrap() >= 2);
 
     // Not a PetShop folder: a clear error and a non-zero exit.
     let out = output(
