@@ -85,10 +85,18 @@ fn series_name(k: &Key) -> String {
     format!("{} {}", k.metric, k.stat)
 }
 
+/// `noissue` by series.
+pub type Normal<'a> = HashMap<&'a Key, &'a Vec<f64>>;
+
+/// Indexes `noissue` by series.
+pub fn normal_by_key(noissue: &Metrics) -> Normal<'_> {
+    noissue.columns.iter().map(|(k, v)| (k, v)).collect()
+}
+
 /// The Auspex ranking of every case (in order), with the top explanations.
 pub fn rank_cases(
     cases: &[Case],
-    noissue: &Metrics,
+    normal: &Normal<'_>,
     graph: &CallGraph,
 ) -> Vec<(Vec<String>, Vec<String>)> {
     // Reference: values at or before each case's symptom time, pooled over the folder.
@@ -103,7 +111,6 @@ pub fn rank_cases(
             }
         }
     }
-    let normal: HashMap<&Key, &Vec<f64>> = noissue.columns.iter().map(|(k, v)| (k, v)).collect();
     let cfg = Config::default();
     cases
         .iter()
@@ -144,8 +151,7 @@ pub fn rank_cases(
 }
 
 /// The baselines' ranking of one case (all rows of the case are the abnormal window).
-pub fn baseline_ranking(case: &Metrics, noissue: &Metrics, kind: Kind) -> Vec<String> {
-    let normal: HashMap<&Key, &Vec<f64>> = noissue.columns.iter().map(|(k, v)| (k, v)).collect();
+pub fn baseline_ranking(case: &Metrics, normal: &Normal<'_>, kind: Kind) -> Vec<String> {
     let empty = Vec::new();
     let series: Vec<Series<'_>> = case
         .columns
@@ -196,7 +202,8 @@ pub fn run(dir: &Path, out: &Path) -> Result<RcaReport, ReadError> {
     let graph = read_call_graph(&dir.join("graph.csv"))?;
     let noissue = petshop::read_metrics(&dir.join("noissue/metrics.csv"))?;
     let cases = read_cases(dir)?;
-    let ranked = rank_cases(&cases, &noissue, &graph);
+    let normal = normal_by_key(&noissue);
+    let ranked = rank_cases(&cases, &normal, &graph);
     let mut f = std::io::BufWriter::new(std::fs::File::create(out).map_err(|e| err(out, e))?);
     for (c, (r, why)) in cases.iter().zip(&ranked) {
         let line = serde_json::json!({"case": c.name, "ranking": r, "explanations": why});
@@ -212,9 +219,9 @@ pub fn run(dir: &Path, out: &Path) -> Result<RcaReport, ReadError> {
     }
     let mine: Vec<Vec<String>> = ranked.into_iter().map(|(r, _)| r).collect();
     let ns: Vec<Vec<String>> =
-        cases.iter().map(|c| baseline_ranking(&c.metrics, &noissue, Kind::NSigma)).collect();
+        cases.iter().map(|c| baseline_ranking(&c.metrics, &normal, Kind::NSigma)).collect();
     let baro: Vec<Vec<String>> =
-        cases.iter().map(|c| baseline_ranking(&c.metrics, &noissue, Kind::Baro)).collect();
+        cases.iter().map(|c| baseline_ranking(&c.metrics, &normal, Kind::Baro)).collect();
     Ok(RcaReport {
         cases: cases.len(),
         auspex: scores(&mine, &truths),

@@ -257,16 +257,13 @@ impl Incident {
         (!self.signals.is_empty()).then_some(last)
     }
 
-    fn push(&mut self, max: usize, time: i64, event: &str, detail: String) {
+    /// Appends a timeline entry (e.g. a notification outcome), keeping at most `max`: the
+    /// oldest after the first ("opened") go first.
+    pub fn record(&mut self, max: usize, time: i64, event: &str, detail: String) {
         if self.timeline.len() >= max.max(2) {
             self.timeline.remove(1);
         }
         self.timeline.push(TimelineEntry { time, event: event.into(), detail });
-    }
-
-    /// Appends a timeline entry (e.g. a notification outcome), keeping at most `max`.
-    pub fn record(&mut self, max: usize, time: i64, event: &str, detail: String) {
-        self.push(max, time, event, detail);
     }
 }
 
@@ -425,7 +422,7 @@ impl Correlator {
             {
                 m.end = Some(end);
                 let d = format!("{} cleared", m.title);
-                inc.push(self.cfg.max_timeline, end, "signal_cleared", d);
+                inc.record(self.cfg.max_timeline, end, "signal_cleared", d);
                 out.push(Change::Updated(hid));
             }
             self.escalation(hid, before, &mut out);
@@ -514,7 +511,7 @@ impl Correlator {
         }
         if flapping && !inc.flapping {
             inc.flapping = true;
-            inc.push(max_t, s.start, "flapping", format!("{title} is flapping"));
+            inc.record(max_t, s.start, "flapping", format!("{title} is flapping"));
         }
         if reopen {
             inc.status = Status::Open;
@@ -522,10 +519,10 @@ impl Correlator {
             inc.resolved_by = None;
             inc.acknowledged = None;
             inc.acknowledged_by = None;
-            inc.push(max_t, s.start, "reopened", format!("{title} fired again"));
+            inc.record(max_t, s.start, "reopened", format!("{title} fired again"));
             out.push(Change::Reopened(hid, inc.flapping));
         } else {
-            inc.push(max_t, s.start, "repeat", title);
+            inc.record(max_t, s.start, "repeat", title);
             out.push(Change::Updated(hid));
         }
         self.escalation(hid, before, out);
@@ -538,7 +535,12 @@ impl Correlator {
             inc.severity = now;
             if now > before && inc.is_active() {
                 let t = inc.last_signal;
-                inc.push(max_t, t, "escalated", format!("{} → {}", before.as_str(), now.as_str()));
+                inc.record(
+                    max_t,
+                    t,
+                    "escalated",
+                    format!("{} → {}", before.as_str(), now.as_str()),
+                );
                 out.push(Change::Escalated(hid));
             }
         }
@@ -615,7 +617,7 @@ impl Correlator {
         if inc.signals.len() < max_m {
             inc.signals.push(member(s, title.clone()));
         }
-        inc.push(max_t, s.start, "signal", title);
+        inc.record(max_t, s.start, "signal", title);
         out.push(Change::Updated(id));
         self.escalation(id, before, out);
     }
@@ -646,7 +648,7 @@ impl Correlator {
             signals: vec![member(s, title.clone())],
             timeline: Vec::new(),
         };
-        inc.push(self.cfg.max_timeline, s.start, "opened", title);
+        inc.record(self.cfg.max_timeline, s.start, "opened", title);
         self.incidents.insert(id, inc);
         out.push(Change::Opened(id));
         id
@@ -689,7 +691,7 @@ impl Correlator {
                         inc.resolved = Some(at);
                         inc.resolved_by = Some("auto".into());
                         let d = "every signal cleared".to_string();
-                        inc.push(self.cfg.max_timeline, at, "resolved", d);
+                        inc.record(self.cfg.max_timeline, at, "resolved", d);
                         out.push(Change::Resolved(inc.id));
                     }
                 }
@@ -714,7 +716,7 @@ impl Correlator {
             inc.status = Status::Acknowledged;
             inc.acknowledged = Some(now);
             inc.acknowledged_by = Some(by.to_string());
-            inc.push(max_t, now, "acknowledged", format!("by {by}"));
+            inc.record(max_t, now, "acknowledged", format!("by {by}"));
         }
         Ok(Change::Updated(id))
     }
@@ -729,7 +731,7 @@ impl Correlator {
         inc.status = Status::Resolved;
         inc.resolved = Some(now);
         inc.resolved_by = Some(by.to_string());
-        inc.push(max_t, now, "resolved", format!("by {by}"));
+        inc.record(max_t, now, "resolved", format!("by {by}"));
         Ok(Change::Resolved(id))
     }
 }

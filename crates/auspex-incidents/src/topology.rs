@@ -112,11 +112,6 @@ impl Topology {
     pub fn is_empty(&self) -> bool {
         self.adj.is_empty()
     }
-
-    /// The neighbours of `s`.
-    pub fn neighbours(&self, s: &str) -> impl Iterator<Item = &str> {
-        self.adj.get(s).into_iter().flat_map(|n| n.iter().map(String::as_str))
-    }
 }
 
 #[cfg(test)]

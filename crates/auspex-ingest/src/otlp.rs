@@ -153,15 +153,18 @@ fn parent_id(b: &[u8]) -> Result<Option<u64>, OtlpError> {
     Ok(Some(span_id(b, "parent span id")?).filter(|&p| p != 0))
 }
 
+/// Refuses a request with more than `max` spans.
+fn check_count(n: usize, max: usize) -> Result<(), OtlpError> {
+    if n > max { Err(OtlpError::TooMany { n, max }) } else { Ok(()) }
+}
+
 /// Decodes an `ExportTraceServiceRequest` in protobuf.
 pub fn decode_protobuf(body: &[u8], max_spans: usize) -> Result<Vec<Span>, OtlpError> {
     let req = pb::ExportTraceServiceRequest::decode(body)
         .map_err(|e| OtlpError::Protobuf(e.to_string()))?;
     let n: usize =
         req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
-    if n > max_spans {
-        return Err(OtlpError::TooMany { n, max: max_spans });
-    }
+    check_count(n, max_spans)?;
     let mut out = Vec::with_capacity(n);
     for rs in req.resource_spans {
         let service = rs
@@ -322,9 +325,7 @@ pub fn decode_json(body: &[u8], max_spans: usize) -> Result<Vec<Span>, OtlpError
     let req: JRequest = serde_json::from_slice(body).map_err(|e| OtlpError::Json(e.to_string()))?;
     let n: usize =
         req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len()).sum();
-    if n > max_spans {
-        return Err(OtlpError::TooMany { n, max: max_spans });
-    }
+    check_count(n, max_spans)?;
     let mut out = Vec::with_capacity(n);
     for rs in req.resource_spans {
         let service = rs

@@ -225,12 +225,11 @@ pub fn rank(
     let mut evidence: BTreeMap<String, Vec<Evidence>> = BTreeMap::new();
     for o in obs {
         let e = evidence.entry(o.service.clone()).or_default();
-        if let Some((z, time)) = change(o, cfg.anomalous_z)
-            && z > 0.0
-        {
+        if let Some((z, time)) = change(o, cfg.anomalous_z) {
             e.push(Evidence { series: o.series.clone(), z, time });
         }
     }
+    // rank_evidence drops the series that did not move (z = 0).
     rank_evidence(evidence, graph, changes, symptom, onset, cfg)
 }
 

@@ -87,20 +87,28 @@ fn event_of(c: Change) -> Option<Event> {
     }
 }
 
+/// The change events (deploys, config, flags) from an hour before the incident opened to its
+/// end (or now).
+async fn changes_around<S: MlflowStore>(app: &App<S>, inc: &Incident) -> Vec<Signal> {
+    let to = inc.resolved.unwrap_or_else(now_ms).max(inc.last_signal);
+    app.store.list_changes(inc.opened - 3_600_000, to, 1000).await.unwrap_or_default()
+}
+
 /// The incident's likely root causes, best first (at most `n`): its signals as evidence
 /// (a detector signal's deviation is a robust z already; an alert counts as 3 + 3 × score),
-/// the call graph from the topology file and from traces, and the change events from an hour
-/// before it opened to its end.
-pub async fn root_causes<S: MlflowStore>(
+/// the call graph from the topology file and from traces around its services, and `changes`
+/// (from [`changes_around`]).
+pub fn root_causes<S: MlflowStore>(
     app: &App<S>,
     inc: &Incident,
+    changes: &[Signal],
     n: usize,
 ) -> Vec<auspex_rca::Candidate> {
     use auspex_rca::{CallGraph, ChangeEvent, Evidence};
-    let service_label = app.cfg.incidents.service_label.clone();
+    let service_label = &app.cfg.incidents.service_label;
     let mut evidence: std::collections::BTreeMap<String, Vec<Evidence>> = Default::default();
     for m in &inc.signals {
-        let Some(svc) = m.labels.get(&service_label).or_else(|| m.labels.get("job")) else {
+        let Some(svc) = m.labels.get(service_label).or_else(|| m.labels.get("job")) else {
             continue;
         };
         let series = m
@@ -112,38 +120,27 @@ pub async fn root_causes<S: MlflowStore>(
         let z = m.deviation.map_or(3.0 + 3.0 * m.score, f64::abs);
         evidence.entry(svc.to_string()).or_default().push(Evidence { series, z, time: m.start });
     }
+    // Candidates: the incident's services and their neighbours, with the edges among them.
     let mut graph = CallGraph::new();
     {
         let c = lock(&app.incidents.corr);
-        for s in c.topology().services() {
+        let mut near: BTreeSet<&str> = evidence.keys().map(String::as_str).collect();
+        for (a, b) in c.topology().edges() {
+            if evidence.contains_key(a) || evidence.contains_key(b) {
+                near.extend([a, b]);
+            }
+        }
+        for s in &near {
             graph.add_node(s);
         }
         for (a, b) in c.topology().edges() {
-            graph.add_edge(a, b);
+            if near.contains(a) && near.contains(b) {
+                graph.add_edge(a, b);
+            }
         }
     }
-    // Only services near the incident are candidates: its own and their neighbours.
-    let mut near: BTreeSet<String> = evidence.keys().cloned().collect();
-    for s in evidence.keys() {
-        near.extend(graph.callees(s).map(str::to_string));
-        near.extend(graph.callers(s).map(str::to_string));
-    }
-    let mut g2 = CallGraph::new();
-    for s in &near {
-        g2.add_node(s);
-    }
-    for (a, b) in graph.edges() {
-        if near.contains(a) && near.contains(b) {
-            g2.add_edge(a, b);
-        }
-    }
-    let to = inc.resolved.unwrap_or_else(now_ms).max(inc.last_signal);
-    let changes: Vec<ChangeEvent> = app
-        .store
-        .list_changes(inc.opened - 3_600_000, to, 1000)
-        .await
-        .unwrap_or_default()
-        .into_iter()
+    let changes: Vec<ChangeEvent> = changes
+        .iter()
         .filter_map(|c| {
             let svc = c.labels.get("service")?.to_string();
             let kind = c.labels.get("change_kind").unwrap_or("change");
@@ -154,15 +151,12 @@ pub async fn root_causes<S: MlflowStore>(
             Some(ChangeEvent { time: c.start, service: svc, what })
         })
         .collect();
-    let symptom = inc.signals.first().and_then(|m| {
-        let s = m.labels.get(&service_label)?;
-        Some((s.to_string(), m.start))
-    });
+    let symptom = inc.signals.first().and_then(|m| Some((m.labels.get(service_label)?, m.start)));
     let mut r = auspex_rca::rank_evidence(
         evidence,
-        &g2,
+        &graph,
         &changes,
-        symptom.as_ref().map(|(s, t)| (s.as_str(), *t)),
+        symptom,
         inc.opened,
         &auspex_rca::Config::default(),
     );
@@ -200,7 +194,11 @@ async fn apply<S: MlflowStore>(app: &Arc<App<S>>, changes: Vec<Change>) {
 }
 
 async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident) {
-    let causes = if ev == Event::Resolved { Vec::new() } else { root_causes(app, inc, 3).await };
+    let causes = if ev == Event::Resolved {
+        Vec::new()
+    } else {
+        root_causes(app, inc, &changes_around(app, inc).await, 3)
+    };
     for t in &app.cfg.notify.targets {
         let name = if t.name.is_empty() { t.kind.as_str() } else { t.name.as_str() };
         let (what, detail) = match notify::deliver(&app.cfg.notify, t, ev, inc, &causes).await {
@@ -323,10 +321,8 @@ pub async fn show<S: MlflowStore>(
         Ok(i) => i,
         Err(r) => return refuse(r),
     };
-    let to = inc.resolved.unwrap_or_else(now_ms).max(inc.last_signal);
-    let changes =
-        app.store.list_changes(inc.opened - 3_600_000, to, 1000).await.unwrap_or_default();
-    let causes = root_causes(&app, &inc, 5).await;
+    let changes = changes_around(&app, &inc).await;
+    let causes = root_causes(&app, &inc, &changes, 5);
     axum::Json(json!({"incident": inc, "changes": changes, "root_causes": causes})).into_response()
 }
 
