@@ -14,7 +14,9 @@
 //! 4. **Calibration.** The surprise is compared with the series' own history of surprises,
 //!    so a spiky series needs a bigger jump than a smooth one for the same score.
 //! 5. **Novelty.** A surprise that repeats one just seen scores less, so one episode gives one
-//!    strong score, not a burst.
+//!    strong score, not a burst. After an alarm-level score (5 bits), a hold-down lets the
+//!    next points score only if they are more than twice as surprising (the hold halves in
+//!    about 23 points).
 //!
 //! Every step is O(1) per point (the seasonality test is O(168) once per day), state is
 //! bounded (see [`Detector::heap_bytes`]), and nothing looks ahead: the output for a point
@@ -96,6 +98,11 @@ const TAIL_ALPHA: f32 = 0.02;
 const TAIL_LEVELS: [f64; 8] = [2.0, 4.0, 6.0, 8.0, 11.0, 14.0, 18.0, 24.0];
 const PEAK_DECAY: f64 = 0.99;
 const PEAK_WEIGHT: f64 = 0.5;
+/// Hold-down: after a point scores at least this many bits (the default alarm level), the
+/// following points must beat `HOLD_WEIGHT` × the decaying alarm to score at all.
+const HOLD_BITS: f64 = 5.0;
+const HOLD_WEIGHT: f64 = 2.0;
+const HOLD_DECAY: f64 = 0.97;
 const SEASON_ALPHA: f32 = 0.1;
 const MAD_TO_SIGMA: f64 = 1.2533;
 
@@ -119,6 +126,7 @@ pub struct Detector {
     burst_long: f64,
     tail: [f32; TAIL_LEVELS.len()],
     peak: f64,
+    hold: f64,
     next_test: i64,
     probe: Option<Box<Probe>>,
     profile: Option<Box<Profile>>,
@@ -171,6 +179,7 @@ impl Detector {
             burst_long: 0.05,
             tail: [0.0; TAIL_LEVELS.len()],
             peak: 0.0,
+            hold: 0.0,
             next_test: i64::MIN,
             probe: None,
             profile: None,
@@ -223,12 +232,13 @@ impl Detector {
     #[doc(hidden)]
     pub fn debug_internals(&self) -> String {
         format!(
-            "best={} scale={:.3} shift={:.2} tail={:?} peak={:.2} period={:?}",
+            "best={} scale={:.3} shift={:.2} tail={:?} peak={:.2} hold={:.2} period={:?}",
             self.best(),
             self.scale,
             self.shift,
             self.tail,
             self.peak,
+            self.hold,
             self.period
         )
     }
@@ -331,8 +341,12 @@ impl Detector {
         let c = self.calibrated(raw);
         self.learn_tail(raw);
         let score = if warm {
-            let q = (c - PEAK_WEIGHT * self.peak).max(0.0);
+            let q0 = (c - PEAK_WEIGHT * self.peak).max(0.0);
             self.peak = (self.peak * PEAK_DECAY).max(c);
+            // Hold-down after an alarm: one episode raises one alarm, a bigger one a second.
+            let q =
+                if self.hold >= HOLD_BITS { (q0 - HOLD_WEIGHT * self.hold).max(0.0) } else { q0 };
+            self.hold = (self.hold * HOLD_DECAY).max(q0);
             q / (q + 10.0)
         } else {
             0.0

@@ -9,7 +9,7 @@ use crate::season::{Period, Probe, Profile};
 use crate::{Config, Detector, TAIL_LEVELS};
 
 const MAGIC: &[u8; 3] = b"AXD";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,7 +18,7 @@ pub enum SnapshotError {
     #[error("not a detector snapshot (bad magic)")]
     Magic,
     /// Written by an unknown (newer) version.
-    #[error("unsupported detector snapshot version {0} (this build reads version {VERSION})")]
+    #[error("unsupported detector snapshot version {0} (this build reads versions 1 to {VERSION})")]
     Version(u8),
     /// Cut short or malformed.
     #[error("corrupt detector snapshot: {0}")]
@@ -97,6 +97,7 @@ impl Detector {
             w.f32(x);
         }
         w.f64(self.peak);
+        w.f64(self.hold);
         w.i64(self.next_test);
         w.u8(match self.period {
             Period::None => 0,
@@ -145,8 +146,9 @@ impl Detector {
         if bytes.len() < 4 || &bytes[..3] != MAGIC {
             return Err(SnapshotError::Magic);
         }
-        if bytes[3] != VERSION {
-            return Err(SnapshotError::Version(bytes[3]));
+        let version = bytes[3];
+        if version == 0 || version > VERSION {
+            return Err(SnapshotError::Version(version));
         }
         let mut r = R(&bytes[4..]);
         let mut d = Detector::new(cfg);
@@ -172,6 +174,8 @@ impl Detector {
             d.tail[i] = r.f32()?;
         }
         d.peak = r.f64()?;
+        // Version 1 had no hold-down state: it starts released.
+        d.hold = if version >= 2 { r.f64()? } else { 0.0 };
         d.next_test = r.i64()?;
         d.period = match r.u8()? {
             0 => Period::None,
@@ -251,6 +255,22 @@ mod tests {
             let ob = feed(&mut b, cut, cut + 3000);
             assert_eq!(oa, ob, "outputs after restoring at {cut}");
         }
+    }
+
+    #[test]
+    fn version_1_snapshots_still_restore() {
+        let mut a = Detector::default();
+        feed(&mut a, 0, 5000);
+        let v2 = a.snapshot();
+        // Version 1 is version 2 without the 8-byte hold after the peak.
+        let at = 4 + 4 + 8 + 4 * 8 + 6 * 8 + 6 * 8 + TAIL_LEVELS.len() * 4 + 8;
+        let mut v1 = v2[..at].to_vec();
+        v1.extend_from_slice(&v2[at + 8..]);
+        v1[3] = 1;
+        let b = Detector::restore(Config::default(), &v1).unwrap();
+        assert_eq!(b.hold, 0.0);
+        assert_eq!(b.points(), a.points());
+        assert_eq!(b.snapshot().len(), v2.len());
     }
 
     #[test]

@@ -106,6 +106,25 @@ fn ten_sigma_spike_scores_higher_than_anything_before() {
 }
 
 #[test]
+fn an_alarm_holds_down_a_repeat_but_not_a_bigger_spike() {
+    let threshold = Config::default().score_threshold();
+    let run = |second: f64| {
+        let mut d = Detector::default();
+        feed(&mut d, noise(2000, 15, 50.0));
+        let first = d.update(T0 + 2000 * STEP, 50.0 + 12.0);
+        feed(&mut d, noise(5, 16, 50.0).into_iter().map(|(t, v)| (t + 2001 * STEP, v)));
+        let again = d.update(T0 + 2006 * STEP, 50.0 + second);
+        (first.score, again.score)
+    };
+    // Without the hold-down, a second spike of 20 scores about 0.46, over the threshold.
+    let (first, repeat) = run(20.0);
+    assert!(first >= threshold, "the first spike is an alarm: {first}");
+    assert!(repeat < threshold, "a somewhat bigger spike 6 points later is held down: {repeat}");
+    let (_, bigger) = run(200.0);
+    assert!(bigger >= threshold, "a far bigger spike still raises an alarm: {bigger}");
+}
+
+#[test]
 fn level_shift_is_flagged_then_adopted() {
     let mut d = Detector::default();
     feed(&mut d, noise(1000, 12, 10.0));
