@@ -98,6 +98,13 @@ pub struct StormReport {
     /// Time-only grouping with the smallest window that compresses at least as much as the
     /// correlator, and that window in minutes (`None` if no window up to 24 h does).
     pub time_only_matched: Option<(f64, Grouping)>,
+    /// Time-only purity at exactly the correlator's compression, interpolated linearly between
+    /// the two windows (whole minutes) whose compressions bracket it: the fair comparison when
+    /// one more minute of window jumps the time-only compression far past the correlator's.
+    pub time_only_interpolated: Option<f64>,
+    /// Every alert of the storm (sorted by start) with the correlator's incident for it
+    /// (incidents numbered in order of opening).
+    pub assignments: Vec<(StormAlert, usize)>,
 }
 
 /// splitmix64: small, seedable, good enough for shuffles and jitter.
@@ -384,16 +391,67 @@ pub fn time_only(alerts: &[StormAlert], window: i64) -> Vec<usize> {
         .collect()
 }
 
+/// Writes `start_min,end_min,service,metric,statistic,source,incident` rows (RFC 4180; minutes
+/// from the storm's origin; source `-1` is background).
+pub fn write_assignments<W: std::io::Write>(
+    rows: &[(StormAlert, usize)],
+    out: W,
+) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "start_min",
+        "end_min",
+        "service",
+        "metric",
+        "statistic",
+        "source",
+        "incident",
+    ])?;
+    let minutes = |t: i64| format!("{:.2}", t as f64 / MIN as f64);
+    for (a, inc) in rows {
+        let s = &a.signal;
+        let l = |k: &str| s.labels.get(k).unwrap_or("").to_string();
+        w.write_record([
+            minutes(s.start),
+            minutes(s.end.unwrap_or(s.start)),
+            l("service"),
+            l("metric"),
+            l("statistic"),
+            a.source.map_or(-1, |c| c as i64).to_string(),
+            inc.to_string(),
+        ])?;
+    }
+    w.flush()
+}
+
+/// Purity at compression `c` on the line from `lo` to `hi` (`hi.compression >= c`).
+fn interpolate(lo: Option<Grouping>, hi: Grouping, c: f64) -> f64 {
+    match lo {
+        Some(lo) if hi.compression > lo.compression && c > lo.compression => {
+            let f = (c - lo.compression) / (hi.compression - lo.compression);
+            lo.purity + f.min(1.0) * (hi.purity - lo.purity)
+        }
+        _ => hi.purity,
+    }
+}
+
 /// Builds and scores the storm.
 pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
     let (alerts, cases, topo) = build(dir, cfg)?;
     let assign = correlate(&alerts, cfg.correlator.clone(), topo);
     let auspex = score(&assign, &alerts);
     let time_only_same = score(&time_only(&alerts, cfg.correlator.window_ms), &alerts);
+    let mut below: Option<Grouping> = None;
     let matched = (0..=24 * 60).find_map(|w| {
         let g = score(&time_only(&alerts, w * MIN), &alerts);
-        (g.compression >= auspex.compression).then_some((w as f64, g))
+        if g.compression >= auspex.compression {
+            Some((w as f64, g))
+        } else {
+            below = Some(g);
+            None
+        }
     });
+    let interpolated = matched.map(|(_, hi)| interpolate(below, hi, auspex.compression));
     let span = alerts.iter().filter_map(|a| a.signal.end).max().unwrap_or(0)
         - alerts.first().map_or(0, |a| a.signal.start);
     let mut sources: Vec<Option<usize>> = alerts.iter().map(|a| a.source).collect();
@@ -407,7 +465,9 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
         auspex,
         time_only: time_only_same,
         time_only_matched: matched,
+        time_only_interpolated: interpolated,
         best_compression: 1.0 - sources.len() as f64 / alerts.len().max(1) as f64,
+        assignments: alerts.into_iter().zip(assign).collect(),
     })
 }
 
@@ -444,6 +504,15 @@ mod tests {
         assert_eq!(time_only(&v, 6), vec![0, 0, 1]);
         assert_eq!(time_only(&v, 5), vec![0, 1, 2]);
         assert_eq!(time_only(&v, 100), vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn interpolation_is_linear_in_compression() {
+        let g = |c: f64, p: f64| Grouping { incidents: 0, compression: c, purity: p };
+        let hi = g(0.9, 0.5);
+        assert!((interpolate(Some(g(0.8, 0.7)), hi, 0.85) - 0.6).abs() < 1e-12);
+        assert!((interpolate(Some(g(0.8, 0.7)), hi, 0.9) - 0.5).abs() < 1e-12);
+        assert_eq!(interpolate(None, hi, 0.85), 0.5);
     }
 
     #[test]

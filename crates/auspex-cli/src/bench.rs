@@ -144,6 +144,18 @@ pub fn storm(a: &StormArgs) -> CmdResult {
         ))?,
         None => say("time_only_matched none (no window up to 24 h compresses as much)")?,
     }
+    if let Some(p) = r.time_only_interpolated {
+        say(&format!(
+            "time_only_interpolated compression={:.3} purity={p:.3}",
+            r.auspex.compression
+        ))?;
+    }
+    if let Some(path) = &a.assignments {
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("create {} (is the folder writable?)", path.display()))?;
+        auspex_bench::storm::write_assignments(&r.assignments, f)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
     write_json(
         a.json.as_deref(),
         &json!({"bench": "storm", "data": a.data, "seed": a.seed, "rules": a.rules, "cases": r.cases,
@@ -153,7 +165,8 @@ pub fn storm(a: &StormArgs) -> CmdResult {
             let mut v = g(m);
             v["window_min"] = json!(w);
             v
-        })}),
+        }),
+        "time_only_interpolated": r.time_only_interpolated.map(|p| json!({"compression": r.auspex.compression, "purity": p}))}),
     )?;
     Ok(ExitCode::SUCCESS)
 }

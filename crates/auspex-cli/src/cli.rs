@@ -408,6 +408,10 @@ pub struct StormArgs {
     /// normal minimum − 1) or `p99` (above the normal 99th percentile; below the 1st).
     #[arg(long, default_value = "max", value_parser = ["max", "p99"])]
     pub rules: String,
+    /// Also write every alert with its source and incident to this CSV file
+    /// (`start_min,end_min,service,metric,statistic,source,incident`; source -1 = background).
+    #[arg(long)]
+    pub assignments: Option<PathBuf>,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

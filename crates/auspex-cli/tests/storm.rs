@@ -55,12 +55,44 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
             (v["auspex"]["incidents"].as_u64(), v["auspex"]["purity"].as_f64()),
             (Some(2), Some(1.0))
         );
+        if v["time_only_matched"].is_object() {
+            // Time alone at the correlator's exact compression (2 alerts, 2 incidents: 0).
+            assert_eq!(v["time_only_interpolated"]["compression"], 0.0, "{v}");
+            let p = v["time_only_interpolated"]["purity"].as_f64().unwrap();
+            assert!((0.5..=1.0).contains(&p), "{v}");
+        }
         if v["time_only"]["incidents"] == 1 {
             assert_eq!(v["time_only"]["purity"], 0.5);
             merged_by_time += 1;
         }
     }
     assert!(merged_by_time > 0, "cases 5-20 min apart: a 10-minute window merges some");
+    // The assignments file lists each alert with its source and incident.
+    let csv = dir.join("assign.csv");
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", "--seed", "1", "--background", "0", "--data"])
+            .arg(&dir)
+            .arg("--assignments")
+            .arg(&csv),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "start_min,end_min,service,metric,statistic,source,incident");
+    let mut rows: Vec<(String, String, String)> = lines[1..]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[2].to_string(), f[5].to_string(), f[6].to_string())
+        })
+        .collect();
+    rows.sort();
+    let (a, c) = (&rows[0], &rows[1]);
+    assert_eq!((a.0.as_str(), c.0.as_str()), ("a", "c"), "{text}");
+    assert_ne!(a.1, c.1, "two sources: {text}");
+    assert_ne!(a.2, c.2, "two incidents: {text}");
     // Eager rules (normal 99th percentile) raise at least as many alerts.
     let out = output(
         Command::new(env!("CARGO_BIN_EXE_auspex"))
