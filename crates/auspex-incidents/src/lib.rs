@@ -10,13 +10,17 @@
 //!    active or ended at most `burst` ago, or when it is *flapping* (`flap_threshold` starts
 //!    within `flap_window`). A flapping signal whose incident was resolved within
 //!    `flap_window` reopens it quietly. Any other repeat is a new occurrence, correlated
-//!    afresh: the same alert an hour later is often a different problem.
+//!    afresh: the same alert an hour later is often a different problem. So is a repeat that
+//!    starts within `burst` of *another* incident's first signal: a shared alert (the front
+//!    door's latency) firing with a new problem belongs to the new problem.
 //! 2. **Correlation**: among open incidents whose latest signal started at most `window`
 //!    before this one and whose scope labels (`namespace`, `cluster`) do not disagree, the one
 //!    holding the member most related to it. From strongest to weakest: co-onset (it started
 //!    within `burst` of the incident's first signal: one cause fires many rules at once), a
 //!    shared group-label value
-//!    (`service`, `pod`, `instance`), a topology neighbour's service; the last two count only
+//!    (`service`, `pod`, `instance`), a topology neighbour's service unless either end is a
+//!    hub (more than `hub_factor` × the mean number of neighbours: every fault reaches the
+//!    front door, so a link through it says little); the last two count only
 //!    for members that started at most `window` before it. Ties go to the most recent member.
 //!    Unrelated signals open a new incident.
 //!
@@ -35,11 +39,15 @@ pub mod topology;
 
 pub use topology::{Edge, Topology, TopologyError};
 
+/// The strongest relation: started within the burst of an incident's first signal.
+const CO_ONSET: u8 = 3;
+
 /// Version of the incident JSON written by this build (the `"v"` field).
 pub const INCIDENT_SCHEMA_VERSION: u32 = 1;
 
 /// Correlation settings. One configuration for all data: the defaults are round numbers a
-/// team would pick, not fitted to any dataset.
+/// team would pick, not fitted to any dataset (`hub_factor` 4 was compared with 3 and 5 on the
+/// PetShop storm; see BENCHMARKS.md).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// A signal may join an incident whose latest signal started at most this long before.
@@ -58,6 +66,10 @@ pub struct Config {
     pub flap_window_ms: i64,
     /// Starts of one fingerprint within `flap_window_ms` that make it flapping.
     pub flap_threshold: usize,
+    /// A topology link to or from a hub (a service with more than this many times the mean
+    /// number of neighbours, such as the front door every fault reaches) does not relate two
+    /// signals. 0 turns this off.
+    pub hub_factor: f64,
     /// An incident whose signals have all ended is resolved this long after the last end.
     pub resolve_after_ms: i64,
     /// Most incidents held in memory (open, acknowledged, or recently resolved); the least
@@ -79,6 +91,7 @@ impl Default for Config {
             service_label: "service".into(),
             flap_window_ms: 30 * 60_000,
             flap_threshold: 3,
+            hub_factor: 4.0,
             resolve_after_ms: 5 * 60_000,
             max_incidents: 10_000,
             max_members: 500,
@@ -445,12 +458,18 @@ impl Correlator {
                 Some(r) if flapping && s.start - r <= self.cfg.flap_window_ms => Some(true),
                 _ => None,
             };
-            if let Some(reopen) = reopen {
+            // A repeat that starts together with another incident's first signal belongs to
+            // that new problem, not to its old one: it is correlated afresh below.
+            let onset_elsewhere =
+                self.best_incident(s).is_some_and(|(a, id)| a == CO_ONSET && id != hid);
+            if let Some(reopen) = reopen
+                && !onset_elsewhere
+            {
                 self.repeat(hid, s, flapping, reopen, &mut out);
                 return out;
             }
         }
-        let id = match self.best_incident(s) {
+        let id = match self.best_incident(s).map(|(_, id)| id) {
             Some(id) => {
                 self.join(id, s, &mut out);
                 id
@@ -556,11 +575,11 @@ impl Correlator {
 
     /// How strongly `s` belongs with member `m` of an incident opened at `opened` (0: not at
     /// all): 3 for co-onset (`s` started within the burst of the incident's opening), 2 for a
-    /// shared group-label value, 1 for topology neighbours; the last two only while `m`
-    /// started within the window before `s`.
+    /// shared group-label value, 1 for topology neighbours neither of which is a hub; the last
+    /// two only while `m` started within the window before `s`.
     fn affinity(&self, s: &Signal, svc: Option<&str>, m: &Member, opened: i64) -> u8 {
         if (s.start - opened).abs() <= self.cfg.burst_ms {
-            return 3;
+            return CO_ONSET;
         }
         let dt = s.start - m.start;
         if !(0..=self.cfg.window_ms).contains(&dt) {
@@ -571,12 +590,19 @@ impl Correlator {
             return 2;
         }
         match (svc, self.service(&m.labels)) {
-            (Some(a), Some(b)) if self.topo.adjacent(a, b) => 1,
+            (Some(a), Some(b))
+                if self.topo.adjacent(a, b)
+                    && !self.topo.is_hub(a, self.cfg.hub_factor)
+                    && !self.topo.is_hub(b, self.cfg.hub_factor) =>
+            {
+                1
+            }
             _ => 0,
         }
     }
 
-    fn best_incident(&self, s: &Signal) -> Option<IncidentId> {
+    /// The open incident `s` is most related to, and how (an [`affinity`](Self::affinity)).
+    fn best_incident(&self, s: &Signal) -> Option<(u8, IncidentId)> {
         let scope = self.scope_of(&s.labels);
         let svc = self.service(&s.labels);
         // (affinity, start of the closest related member, incident)
@@ -599,7 +625,7 @@ impl Correlator {
                 }
             }
         }
-        best.map(|b| b.2)
+        best.map(|b| (b.0, b.2))
     }
 
     fn join(&mut self, id: IncidentId, s: &Signal, out: &mut Vec<Change>) {

@@ -197,3 +197,45 @@ fn incident_json_round_trips() {
     let back: Incident = serde_json::from_value(j).unwrap();
     assert_eq!(back, inc);
 }
+
+#[test]
+fn a_flapping_alert_that_fires_with_a_new_incident_joins_it() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    // `Edge` flaps: starts at 0, 4 and 8 min, each lasting a minute.
+    let mut home = None;
+    for k in 0..3 {
+        let s = sig("Edge", &[("service", "front")], k * 4 * MIN, 0.5);
+        let ch = c.observe(&s);
+        home.get_or_insert(ch[0].id());
+        c.observe(&ended(s, k * 4 * MIN + MIN));
+    }
+    let home = home.unwrap();
+    assert!(c.get(home).unwrap().flapping);
+    // A new problem opens at 12 min, and `Edge` fires again 30 s later: it is part of the
+    // new problem, not one more flap of the old one.
+    let new = c.observe(&sig("DbDown", &[("service", "db")], 12 * MIN, 0.9))[0].id();
+    assert_ne!(new, home);
+    let again = c.observe(&sig("Edge", &[("service", "front")], 12 * MIN + 30_000, 0.5));
+    assert_eq!(ids(&again), vec![new]);
+    // With no new incident around, a flap still goes home quietly.
+    c.observe(&ended(sig("Edge", &[("service", "front")], 12 * MIN + 30_000, 0.5), 13 * MIN));
+    let later = c.observe(&sig("Edge", &[("service", "front")], 16 * MIN, 0.5));
+    assert_eq!(ids(&later), vec![new], "its latest home is now the new incident");
+}
+
+#[test]
+fn links_through_a_hub_do_not_relate() {
+    // `front` calls eight services; each calls its own store.
+    let t = topology::front_door(8);
+    let mut c = Correlator::new(Config::default(), t.clone());
+    let a = c.observe(&sig("Slow", &[("service", "svc1")], 0, 0.7))[0].id();
+    // A neighbour that is not a hub relates.
+    assert_eq!(ids(&c.observe(&sig("SlowDb", &[("service", "db1")], 3 * MIN, 0.7))), vec![a]);
+    // The hub `front` neighbours svc1 but relates nothing: its own incident.
+    let f = c.observe(&sig("Errors", &[("service", "front")], 5 * MIN, 0.7))[0].id();
+    assert_ne!(f, a);
+    // With hub damping off, the same link relates.
+    let mut off = Correlator::new(Config { hub_factor: 0.0, ..Config::default() }, t);
+    let a = off.observe(&sig("Slow", &[("service", "svc1")], 0, 0.7))[0].id();
+    assert_eq!(ids(&off.observe(&sig("Errors", &[("service", "front")], 5 * MIN, 0.7))), vec![a]);
+}

@@ -43,6 +43,8 @@ struct File {
 pub struct Topology {
     adj: BTreeMap<String, BTreeSet<String>>,
     calls: BTreeSet<(String, String)>,
+    /// Undirected neighbour pairs (an edge both ways counts once).
+    links: usize,
 }
 
 impl Topology {
@@ -65,7 +67,9 @@ impl Topology {
             self.adj.entry(from.to_string()).or_default();
             return false;
         }
-        self.adj.entry(from.to_string()).or_default().insert(to.to_string());
+        if self.adj.entry(from.to_string()).or_default().insert(to.to_string()) {
+            self.links += 1;
+        }
         self.adj.entry(to.to_string()).or_default().insert(from.to_string());
         self.calls.insert((from.to_string(), to.to_string()))
     }
@@ -98,6 +102,22 @@ impl Topology {
         Self::parse(&text).map_err(err)
     }
 
+    /// How many services `service` neighbours.
+    pub fn degree(&self, service: &str) -> usize {
+        self.adj.get(service).map_or(0, BTreeSet::len)
+    }
+
+    /// Whether `service` neighbours more than `factor` × the mean number of neighbours: a hub
+    /// (a front door or a shared database) that many unrelated faults reach. `factor` ≤ 0:
+    /// never.
+    pub fn is_hub(&self, service: &str, factor: f64) -> bool {
+        if factor <= 0.0 || self.adj.is_empty() {
+            return false;
+        }
+        let mean = 2.0 * self.links as f64 / self.adj.len() as f64;
+        self.degree(service) as f64 > factor * mean
+    }
+
     /// Whether `a` and `b` are directly connected (in either direction).
     pub fn adjacent(&self, a: &str, b: &str) -> bool {
         self.adj.get(a).is_some_and(|n| n.contains(b))
@@ -114,6 +134,17 @@ impl Topology {
     }
 }
 
+/// Test fixture: `front` calls `svc0..svc{n-1}`, each of which calls its own `db{i}`.
+#[cfg(test)]
+pub(crate) fn front_door(n: usize) -> Topology {
+    let mut t = Topology::default();
+    for i in 0..n {
+        t.add_edge("front", &format!("svc{i}"));
+        t.add_edge(&format!("svc{i}"), &format!("db{i}"));
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,9 +159,25 @@ mod tests {
         assert!(t.adjacent("db", "api"));
         assert!(!t.adjacent("web", "db"));
         assert!(!t.adjacent("cache", "web"));
+        assert_eq!((t.degree("api"), t.degree("cache"), t.degree("nope")), (2, 0, 0));
         assert_eq!(t.len(), 4);
         let j = Topology::parse(r#"{"edges":[{"from":"a","to":"b"}]}"#).unwrap();
         assert!(j.adjacent("b", "a"));
+    }
+
+    #[test]
+    fn a_hub_has_far_more_neighbours_than_the_mean() {
+        // A front door calling 8 services, each calling its own store: 16 links, 17 services.
+        let mut t = front_door(8);
+        t.add_edge("svc0", "front"); // the same link the other way: not a new one
+        assert_eq!(t.degree("front"), 8);
+        // Mean degree 32 / 17 ≈ 1.9: front (8) is a hub at factor 4, svc0 (2) is not.
+        assert!(t.is_hub("front", 4.0));
+        assert!(!t.is_hub("svc0", 4.0) && !t.is_hub("db0", 4.0));
+        assert!(!t.is_hub("front", 5.0) && !t.is_hub("front", 0.0));
+        // A small chain has no hub.
+        let c = Topology::parse("edges: [{from: web, to: api}, {from: api, to: db}]").unwrap();
+        assert!(!c.is_hub("api", 4.0));
     }
 
     #[test]

@@ -43,6 +43,7 @@
 //! scope_labels = ["namespace", "cluster"]         # a different value separates them
 //! service_label = "service"       # matched against the topology's services
 //! topology = ""                   # YAML {services: [...], edges: [{from, to}]}
+//! hub_factor = 4.0                # links via a service with > 4 × the mean neighbours don't relate; 0 = off
 //! max_incidents = 10000           # held in memory (the rest stay in the store)
 //! tick = "5s"                     # how often auto-resolution is checked
 //!
@@ -160,6 +161,9 @@ pub struct IncidentsCfg {
     pub service_label: String,
     /// Topology file (YAML); empty for none.
     pub topology: String,
+    /// Topology links to or from a hub (more than this many times the mean number of
+    /// neighbours) do not relate signals; 0 turns this off.
+    pub hub_factor: f64,
     /// Incidents held in memory.
     pub max_incidents: usize,
     /// Auto-resolution check interval.
@@ -181,6 +185,7 @@ impl Default for IncidentsCfg {
             scope_labels: c.scope_labels,
             service_label: c.service_label,
             topology: String::new(),
+            hub_factor: c.hub_factor,
             max_incidents: c.max_incidents,
             tick: Duration::from_secs(5),
         }
@@ -200,6 +205,7 @@ impl IncidentsCfg {
             group_labels: self.group_labels.clone(),
             scope_labels: self.scope_labels.clone(),
             service_label: self.service_label.clone(),
+            hub_factor: self.hub_factor,
             max_incidents: self.max_incidents,
             ..auspex_incidents::Config::default()
         }
@@ -523,6 +529,9 @@ impl Config {
         if inc.flap_threshold < 2 {
             return bad("incidents.flap_threshold", "must be at least 2");
         }
+        if !(inc.hub_factor.is_finite() && inc.hub_factor >= 0.0) {
+            return bad("incidents.hub_factor", "must be a number at least 0");
+        }
         for a in &self.notify.allow {
             if !(a.starts_with("http://") || a.starts_with("https://")) {
                 return bad("notify.allow", &format!("{a:?} must start with http:// or https://"));
@@ -569,6 +578,10 @@ mod tests {
         let e = Config::parse("[series]\nsnapshot_interval = \"soon\"").unwrap_err().0;
         assert!(e.contains("bad duration"), "{e}");
         assert!(Config::parse("[limits]\nmax_active_series = 0").is_err());
+        let e = Config::parse("[incidents]\nhub_factor = -1.0").unwrap_err().0;
+        assert_eq!(e, "incidents.hub_factor: must be a number at least 0");
+        let c = Config::parse("[incidents]\nhub_factor = 0").unwrap();
+        assert_eq!(c.incidents.correlator().hub_factor, 0.0);
     }
 
     #[test]
