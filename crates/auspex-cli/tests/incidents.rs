@@ -142,6 +142,8 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
     let config = format!(
         "[incidents]\ntick = \"200ms\"\nresolve_after = \"1s\"\ntopology = \"{topo}\"\n\
          [notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 2\nbackoff = \"50ms\"\ntimeout = \"5s\"\n\
+         [[notify.targets]]\nkind = \"webhook\"\nname = \"oncall\"\nurl = \"http://{ok_addr}/oncall\"\nmin_severity = \"critical\"\n\
+         [[notify.targets]]\nkind = \"webhook\"\nname = \"batch-team\"\nurl = \"http://{ok_addr}/batch\"\nservices = [\"batch\"]\nevents = [\"opened\"]\n\
          [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{ok_addr}/hook\"\nsecret = \"s3cret\"\n\
          [[notify.targets]]\nkind = \"slack\"\nurl = \"http://{ok_addr}/slack\"\n\
          [[notify.targets]]\nkind = \"pagerduty\"\nurl = \"http://{ok_addr}/pd\"\nrouting_key = \"R0UTE\"\n\
@@ -273,6 +275,27 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
     assert_eq!(v["incident"]["status"], "resolved");
     let me = std::env::var("USER").unwrap_or_else(|_| "cli".into());
     assert_eq!(v["incident"]["resolved_by"], me.as_str());
+
+    // Per-target filters. Targets are served in order, so once PagerDuty (listed after the
+    // filtered ones) has the batch incident's resolution, the filtered ones had their chance.
+    wait_for("batch resolve notification", 30, || {
+        ok_got.lock().unwrap().iter().any(|g| {
+            let v = serde_json::from_slice::<Value>(&g.body).unwrap();
+            g.path == "/pd" && v["event_action"] == "resolve" && v["dedup_key"] == other.as_str()
+        })
+    });
+    let got = ok_got.lock().unwrap().clone();
+    assert!(!got.iter().any(|g| g.path == "/oncall"), "no incident was critical");
+    let batch: Vec<Value> = got
+        .iter()
+        .filter(|g| g.path == "/batch")
+        .map(|g| serde_json::from_slice(&g.body).unwrap())
+        .collect();
+    assert_eq!(batch.len(), 1, "only the opening of the batch incident: {batch:#?}");
+    assert_eq!(
+        (batch[0]["event"].as_str(), batch[0]["incident"]["id"].as_str()),
+        (Some("opened"), Some(other.as_str()))
+    );
 }
 
 #[test]

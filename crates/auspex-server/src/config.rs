@@ -65,6 +65,9 @@
 //! url = "http://127.0.0.1:9000/hook"
 //! secret = "..."                  # webhook: HMAC-SHA256 of the body in X-Auspex-Signature
 //! # routing_key = "..."           # pagerduty: the integration key
+//! # min_severity = "critical"     # only incidents at least this severe (info | warning | critical)
+//! # events = ["opened", "resolved"]  # only these (opened | escalated | reopened | resolved)
+//! # services = ["checkout"]       # only incidents touching one of these services
 //! ```
 
 use std::path::Path;
@@ -259,6 +262,20 @@ pub struct NotifyTarget {
     /// A name for the timeline (default: the kind).
     #[serde(default)]
     pub name: String,
+    /// Only incidents at or above this severity: `info` (default: all), `warning`,
+    /// `critical`. An incident below it is never announced here, nor its resolution.
+    #[serde(default = "lowest_severity")]
+    pub min_severity: auspex_incidents::Severity,
+    /// Only these events (default: all): `opened`, `escalated`, `reopened`, `resolved`.
+    #[serde(default)]
+    pub events: Vec<crate::notify::Event>,
+    /// Only incidents touching one of these services (default: all).
+    #[serde(default)]
+    pub services: Vec<String>,
+}
+
+fn lowest_severity() -> auspex_incidents::Severity {
+    auspex_incidents::Severity::Info
 }
 
 /// `[store]`.

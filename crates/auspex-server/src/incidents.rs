@@ -194,12 +194,17 @@ async fn apply<S: MlflowStore>(app: &Arc<App<S>>, changes: Vec<Change>) {
 }
 
 async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident) {
+    let targets: Vec<_> =
+        app.cfg.notify.targets.iter().filter(|t| notify::wants(t, ev, inc)).collect();
+    if targets.is_empty() {
+        return;
+    }
     let causes = if ev == Event::Resolved {
         Vec::new()
     } else {
         root_causes(app, inc, &changes_around(app, inc).await, 3)
     };
-    for t in &app.cfg.notify.targets {
+    for t in targets {
         let name = if t.name.is_empty() { t.kind.as_str() } else { t.name.as_str() };
         let (what, detail) = match notify::deliver(&app.cfg.notify, t, ev, inc, &causes).await {
             Ok(n) => ("notified", format!("{name}: {} delivered ({n} attempt(s))", ev.as_str())),

@@ -6,7 +6,8 @@
 //! - `slack`: an incoming-webhook `{"text": ...}` message.
 //! - `pagerduty`: an Events API v2 event (`trigger`, or `resolve`), `dedup_key` = incident id.
 //!
-//! A delivery is retried with doubling backoff; the outcome (delivered, or failed with the
+//! A target may filter by the incident's severity (`min_severity`), the event (`events`) and
+//! the services involved (`services`); a delivery is retried with doubling backoff; the outcome (delivered, or failed with the
 //! last error) is recorded in the incident's timeline. Outbound URLs must match a prefix in
 //! `notify.allow`, checked when the config loads and again before each send, and redirects
 //! are not followed, so a target cannot be turned into a request to anywhere else (SSRF).
@@ -21,7 +22,8 @@ use serde_json::{Value, json};
 use crate::config::{NotifyCfg, NotifyTarget};
 
 /// What happened to the incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// A new incident.
     Opened,
@@ -165,6 +167,13 @@ fn post_once(url: &str, body: &[u8], sig: Option<&str>, timeout: Duration) -> Re
     if status.is_success() { Ok(()) } else { Err(format!("HTTP {status}")) }
 }
 
+/// Whether target `t` wants `event` about `inc` (its severity, event and service filters).
+pub fn wants(t: &NotifyTarget, event: Event, inc: &Incident) -> bool {
+    inc.severity >= t.min_severity
+        && (t.events.is_empty() || t.events.contains(&event))
+        && (t.services.is_empty() || t.services.iter().any(|s| inc.services.contains(s)))
+}
+
 /// Sends one notification with retries; `Ok(attempts)` or the last error.
 pub async fn deliver(
     cfg: &NotifyCfg,
@@ -221,6 +230,51 @@ mod tests {
         assert!(!allowed(&allow, "http://user@127.0.0.1/"), "credentials");
         assert!(!allowed(&allow, "file:///etc/passwd"));
         assert!(!allowed(&[], "http://127.0.0.1/"), "empty list allows nothing");
+    }
+
+    #[test]
+    fn targets_filter_by_severity_event_and_service() {
+        use auspex_core::{Explanation, Labels, Signal, SignalKind};
+        use auspex_incidents::{Config, Correlator, Topology};
+        let incident = |service: &str, score: f64| {
+            let mut c = Correlator::new(Config::default(), Topology::default());
+            let labels = Labels::from_pairs([("alertname", "X"), ("service", service)]).unwrap();
+            let s = Signal::new(
+                SignalKind::Alert,
+                labels,
+                0,
+                score,
+                Explanation::Text { message: String::new() },
+            );
+            let id = c.observe(&s)[0].id();
+            c.get(id).unwrap().clone()
+        };
+        let cfg = crate::config::Config::parse(
+            "[notify]\nallow = [\"http://127.0.0.1:*/\"]\n\
+             [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/all\"\n\
+             [[notify.targets]]\nkind = \"pagerduty\"\nurl = \"http://127.0.0.1:1/pd\"\n\
+             routing_key = \"k\"\nmin_severity = \"critical\"\nevents = [\"opened\", \"resolved\"]\n\
+             [[notify.targets]]\nkind = \"slack\"\nurl = \"http://127.0.0.1:1/team\"\n\
+             services = [\"cart\"]\n",
+        )
+        .unwrap();
+        let [all, pd, team] = [0, 1, 2].map(|i| &cfg.notify.targets[i]);
+        let (warn_web, crit_cart) = (incident("web", 0.7), incident("cart", 1.0));
+        assert!(wants(all, Event::Escalated, &warn_web) && wants(all, Event::Opened, &crit_cart));
+        assert!(!wants(pd, Event::Opened, &warn_web), "below critical");
+        assert!(wants(pd, Event::Opened, &crit_cart) && wants(pd, Event::Resolved, &crit_cart));
+        assert!(!wants(pd, Event::Escalated, &crit_cart), "event not listed");
+        assert!(!wants(team, Event::Opened, &warn_web) && wants(team, Event::Resolved, &crit_cart));
+        // Bad filters are refused when the config loads.
+        let bad = |f: &str| {
+            crate::config::Config::parse(&format!(
+                "[[notify.targets]]\nkind = \"slack\"\nurl = \"http://127.0.0.1:1/x\"\n{f}\n"
+            ))
+            .unwrap_err()
+            .0
+        };
+        assert!(bad("min_severity = \"loud\"").contains("unknown variant `loud`"));
+        assert!(bad("events = [\"acked\"]").contains("unknown variant `acked`"));
     }
 
     #[test]
