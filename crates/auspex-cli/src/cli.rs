@@ -54,6 +54,9 @@ pub enum IncidentsCommand {
     Ack(IncidentActionArgs),
     /// Resolve an incident by hand.
     Resolve(IncidentActionArgs),
+    /// Merge another incident into this one (they are one problem): its signals join this
+    /// incident, later repeats of them too, and it is resolved as merged.
+    Merge(IncidentMergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +75,20 @@ pub struct IncidentsListArgs {
 pub struct IncidentShowArgs {
     /// The incident id (16 hex digits, from `auspex incidents list`).
     pub id: String,
+    #[command(flatten)]
+    pub server: ServerOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentMergeArgs {
+    /// The incident that stays (16 hex digits).
+    pub id: String,
+    /// The incident merged into it, then resolved.
+    #[arg(long)]
+    pub from: String,
+    /// Who (recorded in both timelines) [default: $USER].
+    #[arg(long)]
+    pub by: Option<String>,
     #[command(flatten)]
     pub server: ServerOpt,
 }
@@ -558,6 +575,7 @@ pub fn main() -> ExitCode {
         Command::Incidents(IncidentsCommand::Show(a)) => crate::incidents::show(&a),
         Command::Incidents(IncidentsCommand::Ack(a)) => crate::incidents::act(&a, "ack"),
         Command::Incidents(IncidentsCommand::Resolve(a)) => crate::incidents::act(&a, "resolve"),
+        Command::Incidents(IncidentsCommand::Merge(a)) => crate::incidents::merge(&a),
         Command::Models(ModelsCommand::List(a)) => crate::models::list(&a),
         Command::Models(ModelsCommand::Show(a)) => crate::models::show(&a),
         Command::Models(ModelsCommand::Promote(a)) => crate::models::promote(&a),

@@ -1,10 +1,12 @@
-//! `auspex incidents list|show|ack|resolve`: incidents on a server.
+//! `auspex incidents list|show|ack|resolve|merge`: incidents on a server.
 
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use crate::cli::{CmdResult, IncidentActionArgs, IncidentShowArgs, IncidentsListArgs, say};
+use crate::cli::{
+    CmdResult, IncidentActionArgs, IncidentMergeArgs, IncidentShowArgs, IncidentsListArgs, say,
+};
 use crate::client::{get_json, post_json};
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -116,15 +118,33 @@ pub fn show(a: &IncidentShowArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+fn who(by: &Option<String>) -> String {
+    by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into())
+}
+
 pub fn act(a: &IncidentActionArgs, what: &str) -> CmdResult {
-    let by = a.by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
     let path = format!("/auspex/v1/incidents/{}/{what}", a.id);
-    let v = post_json(&a.server.url(), &path, &json!({"by": by}))?;
-    if a.server.json {
+    reply(a.server.json, post_json(&a.server.url(), &path, &json!({"by": who(&a.by)}))?)
+}
+
+pub fn merge(a: &IncidentMergeArgs) -> CmdResult {
+    let path = format!("/auspex/v1/incidents/{}/merge", a.id);
+    let body = json!({"by": who(&a.by), "from": a.from});
+    reply(a.server.json, post_json(&a.server.url(), &path, &body)?)
+}
+
+fn reply(as_json: bool, v: Value) -> CmdResult {
+    if as_json {
         say(&serde_json::to_string_pretty(&v).unwrap_or_default())?;
     } else {
         let i = &v["incident"];
-        say(&format!("incident {} is {} ({})", s(i, "id"), s(i, "status"), s(i, "title")))?;
+        say(&format!(
+            "incident {} is {} ({}, {} signal(s))",
+            s(i, "id"),
+            s(i, "status"),
+            s(i, "title"),
+            i["signal_count"]
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -296,6 +296,33 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
         (batch[0]["event"].as_str(), batch[0]["incident"]["id"].as_str()),
         (Some("opened"), Some(other.as_str()))
     );
+
+    // Merge: two unrelated incidents that turn out to be one.
+    let t2 = now_ms() - 120_000;
+    let q = alert("QueueBacklog", "mq", "firing", &rfc(t2 - 400_000), "0001-01-01T00:00:00Z");
+    let e = alert("CertExpiry", "edge", "firing", &rfc(t2), "0001-01-01T00:00:00Z");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[q, e])).0, 200);
+    let open: Vec<Value> = incidents(addr).into_iter().filter(|i| i["status"] == "open").collect();
+    assert_eq!(open.len(), 2, "{open:#?}");
+    let id_of = |svc: &str| {
+        let i = open.iter().find(|i| i["services"] == json!([svc])).unwrap();
+        i["id"].as_str().unwrap().to_string()
+    };
+    let (mq, edge) = (id_of("mq"), id_of("edge"));
+    let (ok, out, err) = cli(addr, &["incidents", "merge", &mq, "--from", &edge, "--by", "ana"]);
+    assert!(ok && out.contains("2 signal(s)"), "{out}{err}");
+    let (_, v) = get(addr, &format!("/auspex/v1/incidents/{edge}"));
+    assert_eq!(v["incident"]["status"], "resolved");
+    assert_eq!(v["incident"]["resolved_by"], "ana");
+    let (_, v) = get(addr, &format!("/auspex/v1/incidents/{mq}"));
+    assert_eq!(v["incident"]["services"], json!(["edge", "mq"]));
+    // Errors: into itself (400), no `from` (400), an already resolved one (409).
+    let path = format!("/auspex/v1/incidents/{mq}/merge");
+    assert_eq!(post(addr, &path, &json!({"from": mq}).to_string()).0, 400);
+    assert_eq!(post(addr, &path, "{}").0, 400);
+    assert_eq!(post(addr, &path, &json!({"from": edge}).to_string()).0, 409);
+    let (ok, _, err) = cli(addr, &["incidents", "merge", &mq, "--from", "zz"]);
+    assert!(!ok && err.contains("16 hex digits"), "{err}");
 }
 
 #[test]

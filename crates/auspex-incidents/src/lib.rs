@@ -318,6 +318,9 @@ pub enum ActionError {
     /// The incident is already resolved.
     #[error("incident {0} is already resolved")]
     AlreadyResolved(IncidentId),
+    /// An incident cannot be merged into itself.
+    #[error("cannot merge incident {0} into itself")]
+    SameIncident(IncidentId),
 }
 
 /// A signal's one-line title.
@@ -745,6 +748,69 @@ impl Correlator {
             inc.record(max_t, now, "acknowledged", format!("by {by}"));
         }
         Ok(Change::Updated(id))
+    }
+
+    /// Merges incident `from` into `into` by hand (they turned out to be one problem): every
+    /// signal of `from` joins `into` (up to `max_members`; all are counted), and from now on
+    /// repeats of those signals go to `into`. `from` is resolved, with a `merged` entry in
+    /// both timelines. Neither may be resolved already.
+    pub fn merge(
+        &mut self,
+        into: IncidentId,
+        from: IncidentId,
+        now: i64,
+        by: &str,
+    ) -> Result<Vec<Change>, ActionError> {
+        if into == from {
+            return Err(ActionError::SameIncident(into));
+        }
+        for id in [into, from] {
+            let inc = self.incidents.get(&id).ok_or(ActionError::NotFound(id))?;
+            if inc.status == Status::Resolved {
+                return Err(ActionError::AlreadyResolved(id));
+            }
+        }
+        let (max_m, max_t) = (self.cfg.max_members, self.cfg.max_timeline);
+        let Some(src) = self.incidents.get_mut(&from) else { return Ok(Vec::new()) };
+        src.status = Status::Resolved;
+        src.resolved = Some(now);
+        src.resolved_by = Some(by.to_string());
+        src.record(max_t, now, "merged", format!("into {into} by {by}"));
+        let src = src.clone();
+        let Some(dst) = self.incidents.get_mut(&into) else { return Ok(Vec::new()) };
+        let before = Severity::of(dst.score);
+        for m in &src.signals {
+            let room = dst.signals.len() < max_m;
+            match dst.signals.iter_mut().find(|d| d.fingerprint == m.fingerprint) {
+                Some(d) => {
+                    d.occurrences = d.occurrences.saturating_add(m.occurrences);
+                    d.score = d.score.max(m.score);
+                    if d.start < m.start {
+                        d.id = m.id;
+                        d.start = m.start;
+                        d.end = m.end;
+                    }
+                }
+                None if room => dst.signals.push(m.clone()),
+                None => {}
+            }
+        }
+        dst.signal_count += src.signal_count;
+        dst.score = dst.score.max(src.score);
+        dst.opened = dst.opened.min(src.opened);
+        dst.last_signal = dst.last_signal.max(src.last_signal);
+        dst.flapping |= src.flapping;
+        dst.services.extend(src.services.iter().cloned());
+        let n = src.signals.len();
+        dst.record(max_t, now, "merged", format!("{from} ({n} signal(s)) by {by}"));
+        for m in &src.signals {
+            if self.home.get(&m.fingerprint) == Some(&from) {
+                self.home.insert(m.fingerprint, into);
+            }
+        }
+        let mut out = vec![Change::Updated(into), Change::Resolved(from)];
+        self.escalation(into, before, &mut out);
+        Ok(out)
     }
 
     /// Resolves an incident by hand.

@@ -239,3 +239,30 @@ fn links_through_a_hub_do_not_relate() {
     let a = off.observe(&sig("Slow", &[("service", "svc1")], 0, 0.7))[0].id();
     assert_eq!(ids(&off.observe(&sig("Errors", &[("service", "front")], 5 * MIN, 0.7))), vec![a]);
 }
+
+#[test]
+fn merging_moves_signals_and_resolves_the_source() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let a = c.observe(&sig("Slow", &[("service", "web")], 0, 0.7))[0].id();
+    let dup = sig("Full", &[("service", "disk")], 5 * MIN, 0.95);
+    let b = c.observe(&dup)[0].id();
+    assert_ne!(a, b);
+    assert_eq!(c.merge(a, a, 6 * MIN, "ana").unwrap_err(), ActionError::SameIncident(a));
+    let missing = IncidentId(7);
+    assert_eq!(c.merge(a, missing, 6 * MIN, "ana").unwrap_err(), ActionError::NotFound(missing));
+    let changes = c.merge(a, b, 6 * MIN, "ana").unwrap();
+    assert!(changes.contains(&Change::Resolved(b)) && changes.contains(&Change::Escalated(a)));
+    let into = c.get(a).unwrap();
+    assert_eq!((into.signals.len(), into.signal_count), (2, 2));
+    assert_eq!(into.severity, Severity::Critical, "the merged signal's score counts");
+    assert_eq!(into.services.iter().map(String::as_str).collect::<Vec<_>>(), ["disk", "web"]);
+    assert!(into.timeline.iter().any(|e| e.event == "merged" && e.detail.contains("by ana")));
+    let from = c.get(b).unwrap();
+    assert_eq!((from.status, from.resolved_by.as_deref()), (Status::Resolved, Some("ana")));
+    assert!(from.timeline.last().unwrap().detail.contains(&a.to_string()));
+    // A repeat of the merged signal right after it ended goes to the incident it joined.
+    c.observe(&ended(dup, 7 * MIN));
+    let again = c.observe(&sig("Full", &[("service", "disk")], 8 * MIN, 0.95));
+    assert_eq!(ids(&again), vec![a]);
+    assert_eq!(c.merge(b, a, 9 * MIN, "ana").unwrap_err(), ActionError::AlreadyResolved(b));
+}

@@ -7,6 +7,7 @@
 //! | `GET /auspex/v1/incidents/{id}` | one incident, with the change events in its window |
 //! | `POST /auspex/v1/incidents/{id}/ack` | acknowledge (`{"by": "name"}` optional) |
 //! | `POST /auspex/v1/incidents/{id}/resolve` | resolve by hand |
+//! | `POST /auspex/v1/incidents/{id}/merge` | merge `{"from": "<id>"}` into it (resolves that one) |
 //!
 //! Incidents are derived data: if writing them fails they stay marked and the tick worker
 //! writes them again; the signals they come from are already durable.
@@ -336,9 +337,37 @@ pub async fn show<S: MlflowStore>(
 struct ActionBody {
     #[serde(default)]
     by: Option<String>,
+    /// Merge only: the incident to merge into this one.
+    #[serde(default)]
+    from: Option<String>,
 }
 
-async fn act<S: MlflowStore>(app: Arc<App<S>>, id: String, body: Bytes, resolve: bool) -> Response {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Ack,
+    Resolve,
+    Merge,
+}
+
+/// Brings incident `id` into memory if it is only in the store (let go, or from before a
+/// restart); a resolved one is refused with 409.
+async fn in_memory<S: MlflowStore>(app: &App<S>, id: IncidentId) -> Result<(), Refusal> {
+    if lock(&app.incidents.corr).get(id).is_some() {
+        return Ok(());
+    }
+    match load(app, id).await {
+        Ok(inc) if inc.status == Status::Resolved => {
+            Err((StatusCode::CONFLICT, ActionError::AlreadyResolved(id).to_string()))
+        }
+        Ok(inc) => {
+            lock(&app.incidents.corr).restore(vec![inc], now_ms());
+            Ok(())
+        }
+        Err(r) => Err(r),
+    }
+}
+
+async fn act<S: MlflowStore>(app: Arc<App<S>>, id: String, body: Bytes, what: Action) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(r) => return refuse(r),
@@ -351,30 +380,44 @@ async fn act<S: MlflowStore>(app: Arc<App<S>>, id: String, body: Bytes, resolve:
             Err(e) => return reply(StatusCode::BAD_REQUEST, format!("malformed body: {e}")),
         }
     };
-    let by = b.by.filter(|s| !s.is_empty()).unwrap_or_else(|| "api".into());
-    // Not in memory (let go, or from before a restart): take it back from the store.
-    let known = lock(&app.incidents.corr).get(id).is_some();
-    if !known {
-        match load(&app, id).await {
-            Ok(inc) if inc.status == Status::Resolved => {
-                return reply(StatusCode::CONFLICT, ActionError::AlreadyResolved(id).to_string());
-            }
-            Ok(inc) => lock(&app.incidents.corr).restore(vec![inc], now_ms()),
+    let from = match (what, b.from.as_deref()) {
+        (Action::Merge, Some(f)) => match parse_id(f) {
+            Ok(f) => Some(f),
             Err(r) => return refuse(r),
+        },
+        (Action::Merge, None) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                "merge needs {\"from\": \"<incident id>\"}".into(),
+            );
+        }
+        (_, Some(_)) => return reply(StatusCode::BAD_REQUEST, "\"from\" is only for merge".into()),
+        (_, None) => None,
+    };
+    let by = b.by.filter(|s| !s.is_empty()).unwrap_or_else(|| "api".into());
+    for i in std::iter::once(id).chain(from) {
+        if let Err(r) = in_memory(&app, i).await {
+            return refuse(r);
         }
     }
     let r = {
         let mut c = lock(&app.incidents.corr);
-        if resolve { c.resolve(id, now_ms(), &by) } else { c.ack(id, now_ms(), &by) }
+        match (what, from) {
+            (Action::Ack, _) => c.ack(id, now_ms(), &by).map(|ch| vec![ch]),
+            (Action::Resolve, _) => c.resolve(id, now_ms(), &by).map(|ch| vec![ch]),
+            (Action::Merge, Some(f)) => c.merge(id, f, now_ms(), &by),
+            (Action::Merge, None) => Ok(Vec::new()),
+        }
     };
     match r {
-        Ok(change) => {
-            apply(&app, vec![change]).await;
+        Ok(changes) => {
+            apply(&app, changes).await;
             let inc = lock(&app.incidents.corr).get(id).cloned();
             axum::Json(json!({"incident": inc})).into_response()
         }
         Err(e @ ActionError::NotFound(_)) => reply(StatusCode::NOT_FOUND, e.to_string()),
         Err(e @ ActionError::AlreadyResolved(_)) => reply(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ ActionError::SameIncident(_)) => reply(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }
 
@@ -384,7 +427,7 @@ pub async fn ack<S: MlflowStore>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    act(app, id, body, false).await
+    act(app, id, body, Action::Ack).await
 }
 
 /// `POST /auspex/v1/incidents/{id}/resolve`.
@@ -393,5 +436,15 @@ pub async fn resolve<S: MlflowStore>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    act(app, id, body, true).await
+    act(app, id, body, Action::Resolve).await
+}
+
+/// `POST /auspex/v1/incidents/{id}/merge` with `{"from": "<id>"}`: the other incident's
+/// signals join this one, and it is resolved as merged.
+pub async fn merge<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(app, id, body, Action::Merge).await
 }
