@@ -102,6 +102,9 @@ pub struct StormReport {
     /// the two windows (whole minutes) whose compressions bracket it: the fair comparison when
     /// one more minute of window jumps the time-only compression far past the correlator's.
     pub time_only_interpolated: Option<f64>,
+    /// The most time alone can compress at purity ≥ 0.95 (windows in whole seconds up to an
+    /// hour), with that window in seconds: the target's operating point for the baseline.
+    pub time_only_at_purity_95: Option<(i64, Grouping)>,
     /// Every alert of the storm (sorted by start) with the correlator's incident for it
     /// (incidents numbered in order of opening).
     pub assignments: Vec<(StormAlert, usize)>,
@@ -424,6 +427,19 @@ pub fn write_assignments<W: std::io::Write>(
     w.flush()
 }
 
+/// The time-only window (whole seconds, up to an hour) with the highest compression at
+/// purity ≥ `p`, and its grouping.
+fn at_purity(alerts: &[StormAlert], p: f64) -> Option<(i64, Grouping)> {
+    let mut best: Option<(i64, Grouping)> = None;
+    for w in 0..=3600 {
+        let g = score(&time_only(alerts, w * 1000), alerts);
+        if g.purity >= p && best.is_none_or(|(_, b)| g.compression > b.compression) {
+            best = Some((w, g));
+        }
+    }
+    best
+}
+
 /// Purity at compression `c` on the line from `lo` to `hi` (`hi.compression >= c`).
 fn interpolate(lo: Option<Grouping>, hi: Grouping, c: f64) -> f64 {
     match lo {
@@ -466,6 +482,7 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
         time_only: time_only_same,
         time_only_matched: matched,
         time_only_interpolated: interpolated,
+        time_only_at_purity_95: at_purity(&alerts, 0.95),
         best_compression: 1.0 - sources.len() as f64 / alerts.len().max(1) as f64,
         assignments: alerts.into_iter().zip(assign).collect(),
     })

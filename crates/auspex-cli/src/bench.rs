@@ -109,12 +109,23 @@ pub fn detect(a: &BenchDetectArgs) -> CmdResult {
 
 pub fn storm(a: &StormArgs) -> CmdResult {
     use auspex_bench::storm::{Grouping, Rules, StormConfig, run};
+    let dur = |what: &str, v: &Option<String>, default: i64| -> anyhow::Result<i64> {
+        match v {
+            None => Ok(default),
+            Some(t) => auspex_server::config::parse_duration(t)
+                .map(|d| d.as_millis().min(i64::MAX as u128) as i64)
+                .map_err(|e| anyhow::anyhow!("--{what} {t:?}: {e}")),
+        }
+    };
+    let mut correlator = StormConfig::default().correlator;
+    correlator.window_ms = dur("window", &a.window, correlator.window_ms)?;
+    correlator.burst_ms = dur("burst", &a.burst, correlator.burst_ms)?;
     let cfg = StormConfig {
         seed: a.seed,
         cases: a.cases,
         background: a.background,
         rules: if a.rules == "p99" { Rules::P99 } else { Rules::MaxPlus20 },
-        ..StormConfig::default()
+        correlator,
     };
     let r = run(&a.data, &cfg).with_context(|| {
         format!("bench storm on {} (is it a PetShop-shaped folder?)", a.data.display())
@@ -144,6 +155,12 @@ pub fn storm(a: &StormArgs) -> CmdResult {
         ))?,
         None => say("time_only_matched none (no window up to 24 h compresses as much)")?,
     }
+    if let Some((w, g)) = &r.time_only_at_purity_95 {
+        say(&format!(
+            "time_only_at_purity_0.95 window_s={w} incidents={} compression={:.3} purity={:.3}",
+            g.incidents, g.compression, g.purity
+        ))?;
+    }
     if let Some(p) = r.time_only_interpolated {
         say(&format!(
             "time_only_interpolated compression={:.3} purity={p:.3}",
@@ -166,7 +183,13 @@ pub fn storm(a: &StormArgs) -> CmdResult {
             v["window_min"] = json!(w);
             v
         }),
-        "time_only_interpolated": r.time_only_interpolated.map(|p| json!({"compression": r.auspex.compression, "purity": p}))}),
+        "time_only_interpolated": r.time_only_interpolated.map(|p| json!({"compression": r.auspex.compression, "purity": p})),
+        "time_only_at_purity_95": r.time_only_at_purity_95.as_ref().map(|(w, m)| {
+            let mut v = g(m);
+            v["window_s"] = json!(w);
+            v
+        }),
+        "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000}),
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -425,6 +425,12 @@ pub struct StormArgs {
     /// normal minimum − 1) or `p99` (above the normal 99th percentile; below the 1st).
     #[arg(long, default_value = "max", value_parser = ["max", "p99"])]
     pub rules: String,
+    /// The correlator's window (as `[incidents] window`, e.g. 5m) [default: 10m].
+    #[arg(long)]
+    pub window: Option<String>,
+    /// The correlator's co-onset burst (as `[incidents] burst`, e.g. 30s) [default: 2m].
+    #[arg(long)]
+    pub burst: Option<String>,
     /// Also write every alert with its source and incident to this CSV file
     /// (`start_min,end_min,service,metric,statistic,source,incident`; source -1 = background).
     #[arg(long)]

@@ -116,4 +116,29 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
     .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("graph.csv"));
+
+    // Correlator settings from the command line; time alone at purity >= 0.95 is reported.
+    // A 1-second window with a 1-second burst cannot join the two faults.
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", "--window", "1s", "--burst", "1s", "--background", "0"])
+            .arg("--data")
+            .arg(&dir)
+            .arg("--json")
+            .arg(&json),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!((v["window_s"].as_i64(), v["burst_s"].as_i64()), (Some(1), Some(1)));
+    assert_eq!(v["auspex"]["incidents"], 2);
+    assert_eq!(v["time_only_at_purity_95"]["purity"], 1.0, "{v}");
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", "--window", "soon", "--data"])
+            .arg(&dir),
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--window \"soon\""));
 }
