@@ -22,6 +22,23 @@ fn normal(r: usize, _n: &str, m: &str) -> f64 {
     if m == "availability" { 100.0 - (r % 3) as f64 } else { 0.1 + (r % 5) as f64 * 0.01 }
 }
 
+/// Runs `auspex bench storm --background 0 --data DIR --json JSON ARGS...`, which must
+/// succeed; its stdout and the JSON figures.
+fn storm(dir: &Path, json: &Path, args: &[&str]) -> (String, Value) {
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", "--background", "0", "--data"])
+            .arg(dir)
+            .arg("--json")
+            .arg(json)
+            .args(args),
+    )
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), v)
+}
+
 #[test]
 fn storm_separates_unrelated_faults_that_time_alone_merges() {
     let dir = temp_dir("storm");
@@ -38,18 +55,8 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
     let json = dir.join("storm.json");
     let mut merged_by_time = 0;
     for seed in ["1", "2", "3", "4", "5", "6"] {
-        let out = output(
-            Command::new(env!("CARGO_BIN_EXE_auspex"))
-                .args(["bench", "storm", "--seed", seed, "--background", "0", "--data"])
-                .arg(&dir)
-                .arg("--json")
-                .arg(&json),
-        )
-        .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (stdout, v) = storm(&dir, &json, &["--seed", seed]);
         assert!(stdout.contains("auspex incidents=2"), "{stdout}");
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(v["alerts"], 2);
         assert_eq!(
             (v["auspex"]["incidents"].as_u64(), v["auspex"]["purity"].as_f64()),
@@ -94,16 +101,7 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
     assert_ne!(a.1, c.1, "two sources: {text}");
     assert_ne!(a.2, c.2, "two incidents: {text}");
     // Eager rules (normal 99th percentile) raise at least as many alerts.
-    let out = output(
-        Command::new(env!("CARGO_BIN_EXE_auspex"))
-            .args(["bench", "storm", "--rules", "p99", "--background", "0", "--data"])
-            .arg(&dir)
-            .arg("--json")
-            .arg(&json),
-    )
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (_, v) = storm(&dir, &json, &["--rules", "p99"]);
     assert_eq!(v["rules"], "p99");
     assert!(v["alerts"].as_u64().unwrap() >= 2);
 
@@ -119,17 +117,7 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
 
     // Correlator settings from the command line; time alone at purity >= 0.95 is reported.
     // A 1-second window with a 1-second burst cannot join the two faults.
-    let out = output(
-        Command::new(env!("CARGO_BIN_EXE_auspex"))
-            .args(["bench", "storm", "--window", "1s", "--burst", "1s", "--background", "0"])
-            .arg("--data")
-            .arg(&dir)
-            .arg("--json")
-            .arg(&json),
-    )
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (_, v) = storm(&dir, &json, &["--window", "1s", "--burst", "1s"]);
     assert_eq!((v["window_s"].as_i64(), v["burst_s"].as_i64()), (Some(1), Some(1)));
     assert_eq!(v["auspex"]["incidents"], 2);
     assert_eq!(v["time_only_at_purity_95"]["purity"], 1.0, "{v}");
