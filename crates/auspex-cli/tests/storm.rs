@@ -76,15 +76,7 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
     assert!(merged_by_time > 0, "cases 5-20 min apart: a 10-minute window merges some");
     // The assignments file lists each alert with its source and incident.
     let csv = dir.join("assign.csv");
-    let out = output(
-        Command::new(env!("CARGO_BIN_EXE_auspex"))
-            .args(["bench", "storm", "--seed", "1", "--background", "0", "--data"])
-            .arg(&dir)
-            .arg("--assignments")
-            .arg(&csv),
-    )
-    .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    storm(&dir, &json, &["--seed", "1", "--assignments", csv.to_str().unwrap()]);
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "start_min,end_min,service,metric,statistic,source,incident");
