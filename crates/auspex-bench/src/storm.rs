@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use auspex_core::{Explanation, Labels, Signal, SignalKind};
-use auspex_incidents::{Config, Correlator, Topology};
+use auspex_incidents::{Config, Correlator, Topology, signal_title};
 
 use crate::petshop::{self, Key, Metrics, ReadError};
 
@@ -451,6 +451,74 @@ fn interpolate(lo: Option<Grouping>, hi: Grouping, c: f64) -> f64 {
     }
 }
 
+/// An SVG timeline of the storm: one row per alert (a bar from start to end), rows grouped by
+/// the correlator's incident (grey separators, incidents in order of opening), each bar
+/// coloured by its true source case (grey for background). An incident whose bars share one
+/// colour is pure; mixed colours show what was merged wrongly.
+pub fn svg(rows: &[(StormAlert, usize)], title: &str) -> String {
+    use std::fmt::Write as _;
+    let esc = crate::plot::escape;
+    let (w, pad, left, row) = (1100.0, 40.0, 70.0, 3.0_f64);
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| (rows[i].1, rows[i].0.signal.start));
+    let incidents = order.windows(2).filter(|p| rows[p[0]].1 != rows[p[1]].1).count() + 1;
+    let gap = 2.0;
+    let h = rows.len() as f64 * row + incidents as f64 * gap;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="#fff"/><text x="{pad}" y="20">{}</text>"##,
+        left + w + pad,
+        h + 2.0 * pad + 20.0,
+        esc(title)
+    );
+    let t0 = rows.iter().map(|r| r.0.signal.start).min().unwrap_or(0);
+    let t1 = rows.iter().filter_map(|r| r.0.signal.end).max().unwrap_or(t0).max(t0 + 1);
+    let x = |t: i64| left + (t - t0) as f64 / (t1 - t0) as f64 * w;
+    let mut y = pad;
+    let mut last: Option<usize> = None;
+    for &i in &order {
+        let (a, inc) = &rows[i];
+        if last != Some(*inc) {
+            if last.is_some() {
+                y += gap;
+            }
+            let _ = write!(
+                s,
+                r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="4" y="{:.1}" font-size="9">#{inc}</text>"##,
+                left + w,
+                y + 8.0
+            );
+            last = Some(*inc);
+        }
+        let colour = match a.source {
+            None => "#aaaaaa".to_string(),
+            Some(c) => format!("hsl({:.0},70%,45%)", (c as f64 * 137.508) % 360.0),
+        };
+        let (x0, x1) = (x(a.signal.start), x(a.signal.end.unwrap_or(a.signal.start)));
+        let _ = write!(
+            s,
+            r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{} (source {}, incident {inc})</title></rect>"#,
+            (x1 - x0).max(1.0),
+            row - 0.5,
+            esc(&signal_title(&a.signal)),
+            a.source.map_or("background".to_string(), |c| c.to_string()),
+        );
+        y += row;
+    }
+    let _ = write!(
+        s,
+        r##"<line x1="{left}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#888"/><text x="{left}" y="{2:.1}">0 min</text><text x="{1:.1}" y="{2:.1}" text-anchor="end">{3:.0} min</text><text x="{left}" y="{4:.1}">one row per alert, grouped by incident; colour = true source case (grey: background)</text></svg>"##,
+        y + 4.0,
+        left + w,
+        y + 18.0,
+        (t1 - t0) as f64 / MIN as f64,
+        y + 34.0
+    );
+    s.push('\n');
+    s
+}
+
 /// Builds and scores the storm.
 pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
     let (alerts, cases, topo) = build(dir, cfg)?;
@@ -530,6 +598,27 @@ mod tests {
         assert!((interpolate(Some(g(0.8, 0.7)), hi, 0.85) - 0.6).abs() < 1e-12);
         assert!((interpolate(Some(g(0.8, 0.7)), hi, 0.9) - 0.5).abs() < 1e-12);
         assert_eq!(interpolate(None, hi, 0.85), 0.5);
+    }
+
+    #[test]
+    fn the_timeline_has_a_bar_per_alert_grouped_by_incident() {
+        let rows = vec![
+            (a("x", 0, 10 * MIN, Some(0)), 0),
+            (a("y", MIN, 5 * MIN, None), 1),
+            (a("z", 2 * MIN, 8 * MIN, Some(0)), 0),
+        ];
+        let svg = svg(&rows, "storm <seed 1>");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<rect x=").count(), 3);
+        assert_eq!(svg.matches(">#").count(), 2, "one label per incident");
+        assert!(svg.contains("storm &lt;seed 1&gt;") && svg.contains("#aaaaaa"));
+        // Rows of incident 0 (x, z) come before incident 1 (y).
+        let (px, pz, py) = (
+            svg.find("x latency").unwrap(),
+            svg.find("z latency").unwrap(),
+            svg.find("y latency").unwrap(),
+        );
+        assert!(px < pz && pz < py, "{svg}");
     }
 
     #[test]

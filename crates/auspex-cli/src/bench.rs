@@ -167,6 +167,19 @@ pub fn storm(a: &StormArgs) -> CmdResult {
             r.auspex.compression
         ))?;
     }
+    if let Some(path) = &a.plot {
+        let title = format!(
+            "alert storm: {} cases, seed {}: {} alerts in {} incidents, purity {:.3}",
+            r.cases.len(),
+            a.seed,
+            r.alerts,
+            r.auspex.incidents,
+            r.auspex.purity
+        );
+        std::fs::write(path, auspex_bench::storm::svg(&r.assignments, &title))
+            .with_context(|| format!("write {} (is the folder writable?)", path.display()))?;
+        say(&format!("plot={}", path.display()))?;
+    }
     if let Some(path) = &a.assignments {
         let f = std::fs::File::create(path)
             .with_context(|| format!("create {} (is the folder writable?)", path.display()))?;

@@ -431,6 +431,10 @@ pub struct StormArgs {
     /// The correlator's co-onset burst (as `[incidents] burst`, e.g. 30s) [default: 2m].
     #[arg(long)]
     pub burst: Option<String>,
+    /// Also draw the storm as an SVG timeline: a bar per alert, grouped by incident, coloured by
+    /// its true source case.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Also write every alert with its source and incident to this CSV file
     /// (`start_min,end_min,service,metric,statistic,source,incident`; source -1 = background).
     #[arg(long)]

@@ -76,7 +76,15 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
     assert!(merged_by_time > 0, "cases 5-20 min apart: a 10-minute window merges some");
     // The assignments file lists each alert with its source and incident.
     let csv = dir.join("assign.csv");
-    storm(&dir, &json, &["--seed", "1", "--assignments", csv.to_str().unwrap()]);
+    let svg = dir.join("storm.svg");
+    let (stdout, _) = storm(
+        &dir,
+        &json,
+        &["--seed", "1", "--assignments", csv.to_str().unwrap(), "--plot", svg.to_str().unwrap()],
+    );
+    assert!(stdout.contains("plot="), "{stdout}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg") && picture.matches("<rect x=").count() == 2, "{picture}");
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "start_min,end_min,service,metric,statistic,source,incident");
