@@ -68,6 +68,7 @@
 //! # min_severity = "critical"     # only incidents at least this severe (info | warning | critical)
 //! # events = ["opened", "resolved"]  # only these (opened | escalated | reopened | resolved)
 //! # services = ["checkout"]       # only incidents touching one of these services
+//! # labels = {namespace = "payments"}  # only incidents with a signal carrying these labels
 //! ```
 
 use std::path::Path;
@@ -272,6 +273,10 @@ pub struct NotifyTarget {
     /// Only incidents touching one of these services (default: all).
     #[serde(default)]
     pub services: Vec<String>,
+    /// Only incidents with a signal carrying every one of these label values, e.g.
+    /// `{namespace = "payments"}` (default: all).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 fn lowest_severity() -> auspex_incidents::Severity {

@@ -6,8 +6,8 @@
 //! - `slack`: an incoming-webhook `{"text": ...}` message.
 //! - `pagerduty`: an Events API v2 event (`trigger`, or `resolve`), `dedup_key` = incident id.
 //!
-//! A target may filter by the incident's severity (`min_severity`), the event (`events`) and
-//! the services involved (`services`); a delivery is retried with doubling backoff; the outcome (delivered, or failed with the
+//! A target may filter by the incident's severity (`min_severity`), the event (`events`), the
+//! services involved (`services`) and the labels of its signals (`labels`); a delivery is retried with doubling backoff; the outcome (delivered, or failed with the
 //! last error) is recorded in the incident's timeline. Outbound URLs must match a prefix in
 //! `notify.allow`, checked when the config loads and again before each send, and redirects
 //! are not followed, so a target cannot be turned into a request to anywhere else (SSRF).
@@ -167,11 +167,14 @@ fn post_once(url: &str, body: &[u8], sig: Option<&str>, timeout: Duration) -> Re
     if status.is_success() { Ok(()) } else { Err(format!("HTTP {status}")) }
 }
 
-/// Whether target `t` wants `event` about `inc` (its severity, event and service filters).
+/// Whether target `t` wants `event` about `inc` (its severity, event, service and label
+/// filters).
 pub fn wants(t: &NotifyTarget, event: Event, inc: &Incident) -> bool {
     inc.severity >= t.min_severity
         && (t.events.is_empty() || t.events.contains(&event))
         && (t.services.is_empty() || t.services.iter().any(|s| inc.services.contains(s)))
+        && (t.labels.is_empty()
+            || inc.signals.iter().any(|m| t.labels.iter().all(|(k, v)| m.labels.get(k) == Some(v))))
 }
 
 /// Sends one notification with retries; `Ok(attempts)` or the last error.
@@ -255,16 +258,19 @@ mod tests {
              [[notify.targets]]\nkind = \"pagerduty\"\nurl = \"http://127.0.0.1:1/pd\"\n\
              routing_key = \"k\"\nmin_severity = \"critical\"\nevents = [\"opened\", \"resolved\"]\n\
              [[notify.targets]]\nkind = \"slack\"\nurl = \"http://127.0.0.1:1/team\"\n\
-             services = [\"cart\"]\n",
+             services = [\"cart\"]\n\
+             [[notify.targets]]\nkind = \"slack\"\nurl = \"http://127.0.0.1:1/ns\"\n\
+             labels = {service = \"web\", alertname = \"X\"}\n",
         )
         .unwrap();
-        let [all, pd, team] = [0, 1, 2].map(|i| &cfg.notify.targets[i]);
+        let [all, pd, team, ns] = [0, 1, 2, 3].map(|i| &cfg.notify.targets[i]);
         let (warn_web, crit_cart) = (incident("web", 0.7), incident("cart", 1.0));
         assert!(wants(all, Event::Escalated, &warn_web) && wants(all, Event::Opened, &crit_cart));
         assert!(!wants(pd, Event::Opened, &warn_web), "below critical");
         assert!(wants(pd, Event::Opened, &crit_cart) && wants(pd, Event::Resolved, &crit_cart));
         assert!(!wants(pd, Event::Escalated, &crit_cart), "event not listed");
         assert!(!wants(team, Event::Opened, &warn_web) && wants(team, Event::Resolved, &crit_cart));
+        assert!(wants(ns, Event::Opened, &warn_web) && !wants(ns, Event::Opened, &crit_cart));
         // Bad filters are refused when the config loads.
         let bad = |f: &str| {
             crate::config::Config::parse(&format!(
