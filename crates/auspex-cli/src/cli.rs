@@ -54,8 +54,8 @@ pub enum IncidentsCommand {
     Ack(IncidentActionArgs),
     /// Resolve an incident by hand.
     Resolve(IncidentActionArgs),
-    /// Merge another incident into this one (they are one problem): its signals join this
-    /// incident, later repeats of them too, and it is resolved as merged.
+    /// Merge another incident into this one (they are one problem): the other's signals, and
+    /// their later repeats, join this incident; the other is resolved as merged.
     Merge(IncidentMergeArgs),
 }
 
