@@ -57,6 +57,9 @@ pub enum IncidentsCommand {
     /// Merge another incident into this one (they are one problem): the other's signals, and
     /// their later repeats, join this incident; the other is resolved as merged.
     Merge(IncidentMergeArgs),
+    /// Split signals out of an incident into a new one (they were grouped wrongly); their
+    /// later repeats go to the new incident.
+    Split(IncidentSplitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +78,21 @@ pub struct IncidentsListArgs {
 pub struct IncidentShowArgs {
     /// The incident id (16 hex digits, from `auspex incidents list`).
     pub id: String,
+    #[command(flatten)]
+    pub server: ServerOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentSplitArgs {
+    /// The incident to split (16 hex digits).
+    pub id: String,
+    /// A signal to move, by its fingerprint (the FINGERPRINT column of `incidents show`);
+    /// repeat for more. At least one signal must stay.
+    #[arg(long = "signal", required = true)]
+    pub signals: Vec<String>,
+    /// Who (recorded in both timelines) [default: $USER].
+    #[arg(long)]
+    pub by: Option<String>,
     #[command(flatten)]
     pub server: ServerOpt,
 }
@@ -586,6 +604,7 @@ pub fn main() -> ExitCode {
         Command::Incidents(IncidentsCommand::Ack(a)) => crate::incidents::act(&a, "ack"),
         Command::Incidents(IncidentsCommand::Resolve(a)) => crate::incidents::act(&a, "resolve"),
         Command::Incidents(IncidentsCommand::Merge(a)) => crate::incidents::merge(&a),
+        Command::Incidents(IncidentsCommand::Split(a)) => crate::incidents::split(&a),
         Command::Models(ModelsCommand::List(a)) => crate::models::list(&a),
         Command::Models(ModelsCommand::Show(a)) => crate::models::show(&a),
         Command::Models(ModelsCommand::Promote(a)) => crate::models::promote(&a),

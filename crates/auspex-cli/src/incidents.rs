@@ -1,11 +1,12 @@
-//! `auspex incidents list|show|ack|resolve|merge`: incidents on a server.
+//! `auspex incidents list|show|ack|resolve|merge|split`: incidents on a server.
 
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
 use crate::cli::{
-    CmdResult, IncidentActionArgs, IncidentMergeArgs, IncidentShowArgs, IncidentsListArgs, say,
+    CmdResult, IncidentActionArgs, IncidentMergeArgs, IncidentShowArgs, IncidentSplitArgs,
+    IncidentsListArgs, say,
 };
 use crate::client::{get_json, post_json};
 
@@ -73,10 +74,15 @@ pub fn show(a: &IncidentShowArgs) -> CmdResult {
     say("")?;
     let sigs = i["signals"].as_array().cloned().unwrap_or_default();
     say(&format!("signals ({} distinct, {} in all):", sigs.len(), i["signal_count"]))?;
+    say(&format!(
+        "  {:<16}  {:<24} {:<24} {:<4} {:<5} TITLE",
+        "FINGERPRINT", "START", "END", "N", "SCORE"
+    ))?;
     for m in &sigs {
         let end = m["end"].as_str().unwrap_or("active");
         say(&format!(
-            "  {:<24} {:<24} x{:<3} {:.2}  {}",
+            "  {:<16}  {:<24} {:<24} x{:<3} {:.2}  {}",
+            s(m, "fingerprint"),
             s(m, "start"),
             end,
             m["occurrences"].as_u64().unwrap_or(1),
@@ -131,6 +137,22 @@ pub fn merge(a: &IncidentMergeArgs) -> CmdResult {
     let path = format!("/auspex/v1/incidents/{}/merge", a.id);
     let body = json!({"by": who(&a.by), "from": a.from});
     reply(a.server.json, post_json(&a.server.url(), &path, &body)?)
+}
+
+pub fn split(a: &IncidentSplitArgs) -> CmdResult {
+    let path = format!("/auspex/v1/incidents/{}/split", a.id);
+    let body = json!({"by": who(&a.by), "signals": a.signals});
+    let v = post_json(&a.server.url(), &path, &body)?;
+    if !a.server.json {
+        let n = &v["split"];
+        say(&format!(
+            "split {} signal(s) into new incident {} ({})",
+            n["signals"].as_array().map_or(0, Vec::len),
+            s(n, "id"),
+            s(n, "title")
+        ))?;
+    }
+    reply(a.server.json, v)
 }
 
 fn reply(as_json: bool, v: Value) -> CmdResult {

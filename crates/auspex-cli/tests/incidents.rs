@@ -323,6 +323,35 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
     assert_eq!(post(addr, &path, &json!({"from": edge}).to_string()).0, 409);
     let (ok, _, err) = cli(addr, &["incidents", "merge", &mq, "--from", "zz"]);
     assert!(!ok && err.contains("16 hex digits"), "{err}");
+
+    // Split: take edge's signal back out, by the fingerprint `incidents show` lists.
+    let (ok, out, _) = cli(addr, &["incidents", "show", &mq]);
+    assert!(ok && out.contains("FINGERPRINT"), "{out}");
+    let (_, v) = get(addr, &format!("/auspex/v1/incidents/{mq}"));
+    let fp_of = |svc: &str| {
+        let sigs = v["incident"]["signals"].as_array().unwrap();
+        let m = sigs.iter().find(|m| m["labels"]["service"] == svc).unwrap();
+        m["fingerprint"].as_str().unwrap().to_string()
+    };
+    let (fp_edge, fp_mq) = (fp_of("edge"), fp_of("mq"));
+    assert!(out.contains(&fp_edge), "{out}");
+    let (ok, out, err) = cli(addr, &["incidents", "split", &mq, "--signal", &fp_edge, "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["incident"]["services"], json!(["mq"]));
+    assert_eq!(
+        (v["split"]["services"].clone(), v["split"]["status"].clone()),
+        (json!(["edge"]), json!("open"))
+    );
+    let new = v["split"]["id"].as_str().unwrap().to_string();
+    assert_eq!(get(addr, &format!("/auspex/v1/incidents/{new}")).0, 200);
+    // Errors: every signal (nothing would stay), a bad fingerprint, signals on another action.
+    let path = format!("/auspex/v1/incidents/{mq}/split");
+    assert_eq!(post(addr, &path, &json!({"signals": [fp_mq]}).to_string()).0, 400);
+    assert_eq!(post(addr, &path, &json!({"signals": ["nothex"]}).to_string()).0, 400);
+    assert_eq!(post(addr, &path, "{}").0, 400);
+    let ack = format!("/auspex/v1/incidents/{mq}/ack");
+    assert_eq!(post(addr, &ack, &json!({"signals": [fp_mq]}).to_string()).0, 400);
 }
 
 #[test]

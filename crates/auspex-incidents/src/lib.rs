@@ -202,7 +202,7 @@ pub struct TimelineEntry {
     #[serde(with = "rfc3339")]
     pub time: i64,
     /// `opened`, `signal`, `repeat`, `signal_cleared`, `flapping`, `escalated`,
-    /// `acknowledged`, `resolved`, `reopened`, `notified`, `notify_failed`.
+    /// `acknowledged`, `resolved`, `reopened`, `merged`, `split`, `notified`, `notify_failed`.
     pub event: String,
     /// Details for people.
     pub detail: String,
@@ -321,6 +321,9 @@ pub enum ActionError {
     /// An incident cannot be merged into itself.
     #[error("cannot merge incident {0} into itself")]
     SameIncident(IncidentId),
+    /// A split must name some, not all, of the incident's signals.
+    #[error("cannot split incident {0}: {1}")]
+    BadSplit(IncidentId, String),
 }
 
 /// A signal's one-line title.
@@ -684,8 +687,17 @@ impl Correlator {
     }
 
     fn evict_one(&mut self) {
-        let victim =
-            self.incidents.values().min_by_key(|i| (i.is_active(), i.last_signal)).map(|i| i.id);
+        self.evict_one_except(None);
+    }
+
+    /// Lets go of the least recently active incident other than `keep`.
+    fn evict_one_except(&mut self, keep: Option<IncidentId>) {
+        let victim = self
+            .incidents
+            .values()
+            .filter(|i| Some(i.id) != keep)
+            .min_by_key(|i| (i.is_active(), i.last_signal))
+            .map(|i| i.id);
         if let Some(v) = victim {
             self.forget(v);
             self.evicted += 1;
@@ -811,6 +823,90 @@ impl Correlator {
         let mut out = vec![Change::Updated(into), Change::Resolved(from)];
         self.escalation(into, before, &mut out);
         Ok(out)
+    }
+
+    /// Splits the signals with fingerprints `take` out of incident `id` into a new open
+    /// incident (the grouping was wrong): their later repeats go to the new one. Each must be
+    /// a signal of `id`, and at least one must stay. Returns the new incident's id, derived
+    /// from `id`, the fingerprints taken and `now` (so a replay gives the same id).
+    pub fn split(
+        &mut self,
+        id: IncidentId,
+        take: &[Fingerprint],
+        now: i64,
+        by: &str,
+    ) -> Result<(IncidentId, Vec<Change>), ActionError> {
+        let max_t = self.cfg.max_timeline;
+        let service_label = self.cfg.service_label.clone();
+        {
+            let inc = self.incidents.get(&id).ok_or(ActionError::NotFound(id))?;
+            if inc.status == Status::Resolved {
+                return Err(ActionError::AlreadyResolved(id));
+            }
+            let bad = |why: String| Err(ActionError::BadSplit(id, why));
+            if take.is_empty() {
+                return bad("name at least one signal".into());
+            }
+            if let Some(f) = take.iter().find(|f| !inc.signals.iter().any(|m| m.fingerprint == **f))
+            {
+                return bad(format!("{f} is not one of its signals"));
+            }
+            if inc.signals.iter().all(|m| take.contains(&m.fingerprint)) {
+                return bad("at least one signal must stay".into());
+            }
+        }
+        if self.incidents.len() >= self.cfg.max_incidents.max(1) {
+            self.evict_one_except(Some(id));
+        }
+        let mut new_id = IncidentId(take.iter().fold(id.0 ^ (now as u64), |h, f| {
+            h.rotate_left(17) ^ f.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        }));
+        while self.incidents.contains_key(&new_id) {
+            new_id = IncidentId(new_id.0.wrapping_add(1));
+        }
+        let inc = self.incidents.get_mut(&id).ok_or(ActionError::NotFound(id))?;
+        let (moved, kept): (Vec<Member>, Vec<Member>) =
+            inc.signals.drain(..).partition(|m| take.contains(&m.fingerprint));
+        inc.signals = kept;
+        let services = |ms: &[Member]| -> BTreeSet<String> {
+            ms.iter().filter_map(|m| m.labels.get(&service_label).map(str::to_string)).collect()
+        };
+        let count: u64 = moved.iter().map(|m| u64::from(m.occurrences)).sum();
+        inc.signal_count = inc.signal_count.saturating_sub(count).max(inc.signals.len() as u64);
+        inc.services = services(&inc.signals);
+        inc.score = inc.signals.iter().map(|m| m.score).fold(0.0, f64::max);
+        inc.severity = Severity::of(inc.score);
+        inc.last_signal = inc.signals.iter().map(|m| m.start).max().unwrap_or(inc.last_signal);
+        let (first, scope) = (&moved[0], inc.scope.clone());
+        let n = moved.len();
+        inc.record(max_t, now, "split", format!("{n} signal(s) into {new_id} by {by}"));
+        let score = moved.iter().map(|m| m.score).fold(0.0, f64::max);
+        let mut new = Incident {
+            v: INCIDENT_SCHEMA_VERSION,
+            id: new_id,
+            title: first.title.clone(),
+            status: Status::Open,
+            severity: Severity::of(score),
+            score,
+            opened: moved.iter().map(|m| m.start).min().unwrap_or(now),
+            last_signal: moved.iter().map(|m| m.start).max().unwrap_or(now),
+            acknowledged: None,
+            resolved: None,
+            resolved_by: None,
+            acknowledged_by: None,
+            flapping: false,
+            services: services(&moved),
+            scope,
+            signal_count: count.max(n as u64),
+            signals: moved,
+            timeline: Vec::new(),
+        };
+        new.record(max_t, now, "opened", format!("split from {id} by {by}"));
+        for m in &new.signals {
+            self.home.insert(m.fingerprint, new_id);
+        }
+        self.incidents.insert(new_id, new);
+        Ok((new_id, vec![Change::Updated(id), Change::Opened(new_id)]))
     }
 
     /// Resolves an incident by hand.

@@ -266,3 +266,36 @@ fn merging_moves_signals_and_resolves_the_source() {
     assert_eq!(ids(&again), vec![a]);
     assert_eq!(c.merge(b, a, 9 * MIN, "ana").unwrap_err(), ActionError::AlreadyResolved(b));
 }
+
+#[test]
+fn splitting_moves_signals_to_a_new_incident() {
+    let mut c = Correlator::new(Config::default(), topo());
+    let web = sig("Slow", &[("service", "web")], 0, 0.7);
+    let a = c.observe(&web)[0].id();
+    let disk = sig("Full", &[("service", "disk")], 30_000, 0.95);
+    assert!(ids(&c.observe(&disk)).iter().all(|i| *i == a), "co-onset puts both together");
+    let (fw, fd) = (web.fingerprint, disk.fingerprint);
+    // Bad splits are refused and change nothing.
+    let bad = |r: Result<_, ActionError>| matches!(r, Err(ActionError::BadSplit(..)));
+    assert!(bad(c.split(a, &[], MIN, "ana")));
+    assert!(bad(c.split(a, &[fw, fd], MIN, "ana")), "something must stay");
+    let stranger = sig("X", &[("service", "x")], 0, 0.5).fingerprint;
+    assert!(bad(c.split(a, &[stranger], MIN, "ana")));
+    assert_eq!(c.get(a).unwrap().signals.len(), 2);
+    // Taking `disk` out.
+    let (b, changes) = c.split(a, &[fd], MIN, "ana").unwrap();
+    assert_eq!(changes, vec![Change::Updated(a), Change::Opened(b)]);
+    let (old, new) = (c.get(a).unwrap(), c.get(b).unwrap());
+    assert_eq!(old.signals.iter().map(|m| m.fingerprint).collect::<Vec<_>>(), [fw]);
+    assert_eq!((old.severity, old.signal_count), (Severity::Warning, 1));
+    assert_eq!(new.signals.iter().map(|m| m.fingerprint).collect::<Vec<_>>(), [fd]);
+    assert_eq!((new.severity, new.status, new.opened), (Severity::Critical, Status::Open, 30_000));
+    assert!(old.timeline.last().unwrap().detail.contains(&b.to_string()));
+    // A repeat of `disk` right after it ends goes to the new incident.
+    c.observe(&ended(disk, 2 * MIN));
+    assert_eq!(ids(&c.observe(&sig("Full", &[("service", "disk")], 3 * MIN, 0.95))), vec![b]);
+    assert_eq!(
+        c.split(IncidentId(9), &[fd], MIN, "ana").unwrap_err(),
+        ActionError::NotFound(IncidentId(9))
+    );
+}

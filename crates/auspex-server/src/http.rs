@@ -110,6 +110,7 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/auspex/v1/incidents/{id}/ack", post(crate::incidents::ack::<S>))
         .route("/auspex/v1/incidents/{id}/resolve", post(crate::incidents::resolve::<S>))
         .route("/auspex/v1/incidents/{id}/merge", post(crate::incidents::merge::<S>))
+        .route("/auspex/v1/incidents/{id}/split", post(crate::incidents::split::<S>))
         .route("/auspex/v1/series", get(series::<S>))
         .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))
         .route("/metrics", get(metrics::<S>))

@@ -8,6 +8,7 @@
 //! | `POST /auspex/v1/incidents/{id}/ack` | acknowledge (`{"by": "name"}` optional) |
 //! | `POST /auspex/v1/incidents/{id}/resolve` | resolve by hand |
 //! | `POST /auspex/v1/incidents/{id}/merge` | merge `{"from": "<id>"}` into it (resolves that one) |
+//! | `POST /auspex/v1/incidents/{id}/split` | move `{"signals": ["<fingerprint>", ...]}` to a new incident |
 //!
 //! Incidents are derived data: if writing them fails they stay marked and the tick worker
 //! writes them again; the signals they come from are already durable.
@@ -15,7 +16,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use auspex_core::{IncidentId, Signal};
+use auspex_core::{Fingerprint, IncidentId, Signal};
 use auspex_incidents::{ActionError, Change, Correlator, Incident, Status, Topology};
 use auspex_store::IncidentStore;
 use axum::body::Bytes;
@@ -340,6 +341,9 @@ struct ActionBody {
     /// Merge only: the incident to merge into this one.
     #[serde(default)]
     from: Option<String>,
+    /// Split only: fingerprints of the signals to move to a new incident.
+    #[serde(default)]
+    signals: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +351,7 @@ enum Action {
     Ack,
     Resolve,
     Merge,
+    Split,
 }
 
 /// Brings incident `id` into memory if it is only in the store (let go, or from before a
@@ -394,12 +399,32 @@ async fn act<S: MlflowStore>(app: Arc<App<S>>, id: String, body: Bytes, what: Ac
         (_, Some(_)) => return reply(StatusCode::BAD_REQUEST, "\"from\" is only for merge".into()),
         (_, None) => None,
     };
+    let take: Vec<Fingerprint> = match (what, &b.signals) {
+        (Action::Split, Some(list)) => {
+            match list.iter().map(|f| f.parse::<Fingerprint>()).collect::<Result<_, _>>() {
+                Ok(v) => v,
+                Err(_) => {
+                    let why = "signals must be fingerprints of 16 hex digits (see incidents show)";
+                    return reply(StatusCode::BAD_REQUEST, why.into());
+                }
+            }
+        }
+        (Action::Split, None) => {
+            let why = "split needs {\"signals\": [\"<fingerprint>\", ...]}";
+            return reply(StatusCode::BAD_REQUEST, why.into());
+        }
+        (_, Some(_)) => {
+            return reply(StatusCode::BAD_REQUEST, "\"signals\" is only for split".into());
+        }
+        (_, None) => Vec::new(),
+    };
     let by = b.by.filter(|s| !s.is_empty()).unwrap_or_else(|| "api".into());
     for i in std::iter::once(id).chain(from) {
         if let Err(r) = in_memory(&app, i).await {
             return refuse(r);
         }
     }
+    let mut split_into = None;
     let r = {
         let mut c = lock(&app.incidents.corr);
         match (what, from) {
@@ -407,17 +432,29 @@ async fn act<S: MlflowStore>(app: Arc<App<S>>, id: String, body: Bytes, what: Ac
             (Action::Resolve, _) => c.resolve(id, now_ms(), &by).map(|ch| vec![ch]),
             (Action::Merge, Some(f)) => c.merge(id, f, now_ms(), &by),
             (Action::Merge, None) => Ok(Vec::new()),
+            (Action::Split, _) => c.split(id, &take, now_ms(), &by).map(|(new, ch)| {
+                split_into = Some(new);
+                ch
+            }),
         }
     };
     match r {
         Ok(changes) => {
             apply(&app, changes).await;
-            let inc = lock(&app.incidents.corr).get(id).cloned();
-            axum::Json(json!({"incident": inc})).into_response()
+            let c = lock(&app.incidents.corr);
+            let inc = c.get(id).cloned();
+            let new = split_into.and_then(|n| c.get(n).cloned());
+            let mut v = json!({"incident": inc});
+            if split_into.is_some() {
+                v["split"] = json!(new);
+            }
+            axum::Json(v).into_response()
         }
         Err(e @ ActionError::NotFound(_)) => reply(StatusCode::NOT_FOUND, e.to_string()),
         Err(e @ ActionError::AlreadyResolved(_)) => reply(StatusCode::CONFLICT, e.to_string()),
-        Err(e @ ActionError::SameIncident(_)) => reply(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ (ActionError::SameIncident(_) | ActionError::BadSplit(..))) => {
+            reply(StatusCode::BAD_REQUEST, e.to_string())
+        }
     }
 }
 
@@ -437,6 +474,16 @@ pub async fn resolve<S: MlflowStore>(
     body: Bytes,
 ) -> Response {
     act(app, id, body, Action::Resolve).await
+}
+
+/// `POST /auspex/v1/incidents/{id}/split` with `{"signals": ["<fingerprint>", ...]}`: those
+/// signals leave this incident for a new one (in `split` of the reply).
+pub async fn split<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    act(app, id, body, Action::Split).await
 }
 
 /// `POST /auspex/v1/incidents/{id}/merge` with `{"from": "<id>"}`: the other incident's
