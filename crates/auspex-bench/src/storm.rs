@@ -26,6 +26,7 @@ use auspex_core::{Explanation, Labels, Signal, SignalKind};
 use auspex_incidents::{Config, Correlator, Topology, signal_title};
 
 use crate::petshop::{self, Key, Metrics, ReadError};
+use crate::synth::SplitMix;
 
 const STEP: i64 = 300_000;
 const MIN: i64 = 60_000;
@@ -110,23 +111,19 @@ pub struct StormReport {
     pub assignments: Vec<(StormAlert, usize)>,
 }
 
-/// splitmix64: small, seedable, good enough for shuffles and jitter.
+/// The storm's generator: [`SplitMix`] with a seed-scrambled start, plus ranges and shuffles.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix);
 
 impl Rng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9e37_79b9_7f4a_7c15)
+        Self(SplitMix(seed ^ 0x9e37_79b9_7f4a_7c15))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `lo..=hi`.

@@ -180,97 +180,42 @@ fn models_cli_gates_promotes_and_shows_lineage() {
     }
     let server = format!("http://{addr}");
     let s = server.as_str();
+    let promote = |version: &str, alias: &str, extra: &[&str]| {
+        let mut args = vec!["models", "promote", "clf", version, "--alias", alias];
+        args.extend_from_slice(extra);
+        args.extend(["--server", s]);
+        auspex(&args)
+    };
     // Usage error: a gate that does not parse (exit 2).
-    let (code, _, err) = auspex(&[
-        "models",
-        "promote",
-        "clf",
-        "1",
-        "--alias",
-        "champion",
-        "--require",
-        "metrics.accuracy >= 'high'",
-        "--server",
-        s,
-    ]);
+    let (code, _, err) = promote("1", "champion", &["--require", "metrics.accuracy >= 'high'"]);
     assert_eq!(code, 2, "{err}");
     // A failing gate (exit 1) says why and moves nothing.
-    let (code, _, err) = auspex(&[
-        "models",
-        "promote",
-        "clf",
-        "1",
-        "--alias",
-        "champion",
-        "--require",
-        "metrics.accuracy >= 0.93",
-        "--server",
-        s,
-    ]);
+    let (code, _, err) = promote("1", "champion", &["--require", "metrics.accuracy >= 0.93"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("metrics.accuracy = 0.91"), "{err}");
     // Passing gates promote v1, then v2 beats the champion, then v1 cannot go back.
-    let (code, out, err) = auspex(&[
-        "models",
-        "promote",
-        "clf",
-        "1",
-        "--alias",
-        "champion",
-        "--require",
-        "metrics.accuracy >= 0.9",
-        "--server",
-        s,
-    ]);
+    let (code, out, err) = promote("1", "champion", &["--require", "metrics.accuracy >= 0.9"]);
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = auspex(&[
-        "models",
-        "promote",
-        "clf",
-        "2",
-        "--alias",
-        "champion",
-        "--require",
-        "metrics.accuracy >= 0.9",
-        "--vs",
-        "champion",
-        "--server",
-        s,
-    ]);
+    let (code, out, err) =
+        promote("2", "champion", &["--require", "metrics.accuracy >= 0.9", "--vs", "champion"]);
     assert_eq!(code, 0, "{out}{err}");
-    let (code, _, err) = auspex(&[
-        "models",
-        "promote",
-        "clf",
-        "1",
-        "--alias",
-        "champion",
-        "--require",
-        "metrics.accuracy >= 0.9",
-        "--vs",
-        "champion",
-        "--server",
-        s,
-    ]);
+    let (code, _, err) =
+        promote("1", "champion", &["--require", "metrics.accuracy >= 0.9", "--vs", "champion"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("champion (v2) has 0.95"), "{err}");
     // Lower is better, per metric: an equal latency passes.
-    let (code, _, err) = auspex(&[
-        "models",
-        "promote",
-        "clf",
+    let (code, _, err) = promote(
         "2",
-        "--alias",
         "fast",
-        "--require",
-        "metrics.latency_ms <= 25",
-        "--vs",
-        "champion",
-        "--lower-is-better",
-        "latency_ms",
-        "--server",
-        s,
-    ]);
+        &[
+            "--require",
+            "metrics.latency_ms <= 25",
+            "--vs",
+            "champion",
+            "--lower-is-better",
+            "latency_ms",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     // Lineage: run, dataset digest, git commit, who registered, and the alias history.
     let (code, out, err) = auspex(&["models", "lineage", "clf", "2", "--server", s]);

@@ -326,14 +326,14 @@ pub enum ActionError {
     BadSplit(IncidentId, String),
 }
 
+/// What a signal is about: its `alertname`, else its metric name, else its kind.
+pub fn signal_name(labels: &Labels, kind: SignalKind) -> &str {
+    labels.get("alertname").or_else(|| labels.metric_name()).unwrap_or(kind.as_str())
+}
+
 /// A signal's one-line title.
 pub fn signal_title(s: &Signal) -> String {
-    let what = s
-        .labels
-        .get("alertname")
-        .or_else(|| s.labels.metric_name())
-        .unwrap_or(s.kind.as_str())
-        .to_string();
+    let what = signal_name(&s.labels, s.kind).to_string();
     let on = ["service", "job", "pod", "instance"].iter().find_map(|l| s.labels.get(l));
     let mut t = match on {
         Some(on) => format!("{what} on {on}"),
@@ -448,6 +448,7 @@ impl Correlator {
             return out;
         }
         let flapping = self.note_start(s);
+        let best = self.best_incident(s);
         if let Some(&hid) = self.home.get(&s.fingerprint)
             && let Some(inc) = self.incidents.get(&hid)
         {
@@ -466,8 +467,7 @@ impl Correlator {
             };
             // A repeat that starts together with another incident's first signal belongs to
             // that new problem, not to its old one: it is correlated afresh below.
-            let onset_elsewhere =
-                self.best_incident(s).is_some_and(|(a, id)| a == CO_ONSET && id != hid);
+            let onset_elsewhere = best.is_some_and(|(a, id)| a == CO_ONSET && id != hid);
             if let Some(reopen) = reopen
                 && !onset_elsewhere
             {
@@ -475,8 +475,8 @@ impl Correlator {
                 return out;
             }
         }
-        let id = match self.best_incident(s).map(|(_, id)| id) {
-            Some(id) => {
+        let id = match best {
+            Some((_, id)) => {
                 self.join(id, s, &mut out);
                 id
             }
@@ -783,13 +783,16 @@ impl Correlator {
             }
         }
         let (max_m, max_t) = (self.cfg.max_members, self.cfg.max_timeline);
-        let Some(src) = self.incidents.get_mut(&from) else { return Ok(Vec::new()) };
+        // Out of the map while `into` is changed, so both can be used at once.
+        let Some(mut src) = self.incidents.remove(&from) else { return Ok(Vec::new()) };
         src.status = Status::Resolved;
         src.resolved = Some(now);
         src.resolved_by = Some(by.to_string());
         src.record(max_t, now, "merged", format!("into {into} by {by}"));
-        let src = src.clone();
-        let Some(dst) = self.incidents.get_mut(&into) else { return Ok(Vec::new()) };
+        let Some(dst) = self.incidents.get_mut(&into) else {
+            self.incidents.insert(from, src);
+            return Ok(Vec::new());
+        };
         let before = Severity::of(dst.score);
         for m in &src.signals {
             let room = dst.signals.len() < max_m;
@@ -820,6 +823,7 @@ impl Correlator {
                 self.home.insert(m.fingerprint, into);
             }
         }
+        self.incidents.insert(from, src);
         let mut out = vec![Change::Updated(into), Change::Resolved(from)];
         self.escalation(into, before, &mut out);
         Ok(out)

@@ -113,12 +113,7 @@ pub fn root_causes<S: MlflowStore>(
         let Some(svc) = m.labels.get(service_label).or_else(|| m.labels.get("job")) else {
             continue;
         };
-        let series = m
-            .labels
-            .get("alertname")
-            .or_else(|| m.labels.metric_name())
-            .unwrap_or(m.kind.as_str())
-            .to_string();
+        let series = auspex_incidents::signal_name(&m.labels, m.kind).to_string();
         let z = m.deviation.map_or(3.0 + 3.0 * m.score, f64::abs);
         evidence.entry(svc.to_string()).or_default().push(Evidence { series, z, time: m.start });
     }
@@ -458,40 +453,24 @@ async fn act<S: MlflowStore>(app: Arc<App<S>>, id: String, body: Bytes, what: Ac
     }
 }
 
-/// `POST /auspex/v1/incidents/{id}/ack`.
-pub async fn ack<S: MlflowStore>(
+/// `POST /auspex/v1/incidents/{id}/{action}`: `ack`, `resolve`, `merge` (body
+/// `{"from": "<id>"}`: the other incident's signals join this one and it is resolved as
+/// merged) or `split` (body `{"signals": ["<fingerprint>", ...]}`: those signals leave for a
+/// new incident, returned in `split`). An unknown action is a 404.
+pub async fn action<S: MlflowStore>(
     State(app): State<Arc<App<S>>>,
-    Path(id): Path<String>,
+    Path((id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    act(app, id, body, Action::Ack).await
-}
-
-/// `POST /auspex/v1/incidents/{id}/resolve`.
-pub async fn resolve<S: MlflowStore>(
-    State(app): State<Arc<App<S>>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    act(app, id, body, Action::Resolve).await
-}
-
-/// `POST /auspex/v1/incidents/{id}/split` with `{"signals": ["<fingerprint>", ...]}`: those
-/// signals leave this incident for a new one (in `split` of the reply).
-pub async fn split<S: MlflowStore>(
-    State(app): State<Arc<App<S>>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    act(app, id, body, Action::Split).await
-}
-
-/// `POST /auspex/v1/incidents/{id}/merge` with `{"from": "<id>"}`: the other incident's
-/// signals join this one, and it is resolved as merged.
-pub async fn merge<S: MlflowStore>(
-    State(app): State<Arc<App<S>>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    act(app, id, body, Action::Merge).await
+    let what = match action.as_str() {
+        "ack" => Action::Ack,
+        "resolve" => Action::Resolve,
+        "merge" => Action::Merge,
+        "split" => Action::Split,
+        _ => {
+            let why = format!("no action {action:?} (use ack, resolve, merge or split)");
+            return reply(StatusCode::NOT_FOUND, why);
+        }
+    };
+    act(app, id, body, what).await
 }
