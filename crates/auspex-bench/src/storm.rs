@@ -18,6 +18,9 @@
 //!    percentile) evaluated on a `noissue` stretch as long as the storm: they flap.
 //! 5. Alerts of one rule that overlap in time are one alert (as in Alertmanager), credited to
 //!    the source that fired first.
+//!
+//! With [`StormConfig::eval_ms`] set, every start and end moves to the next tick of one global
+//! evaluation schedule (a sensitivity check: by default each case keeps its own row phase).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -42,6 +45,10 @@ pub struct StormConfig {
     pub background: usize,
     /// Which static rules turn metrics into alerts.
     pub rules: Rules,
+    /// Rule evaluation interval, ms (`0`: none). When set, every alert starts and resolves
+    /// at the next tick of one global evaluation schedule, as when one Prometheus rule group
+    /// holds all the rules; by default each alert starts at its own instant.
+    pub eval_ms: i64,
     /// Correlation settings.
     pub correlator: Config,
 }
@@ -53,6 +60,7 @@ impl Default for StormConfig {
             cases: 0,
             background: 8,
             rules: Rules::MaxPlus20,
+            eval_ms: 0,
             correlator: Config::default(),
         }
     }
@@ -209,16 +217,24 @@ fn alert_labels(k: &Key) -> Labels {
     .unwrap_or_default()
 }
 
-/// Alerts of `m` under `rules`, with row 0 placed at `t0`.
+/// Alerts of `m` under `rules`, with row 0 placed at `t0`; with `eval > 0` every start and
+/// end moves to the next multiple of `eval`.
 fn alerts_of(
     m: &Metrics,
     rules: &HashMap<Key, Rule>,
-    t0: i64,
+    (t0, eval): (i64, i64),
     rng: &mut Rng,
     source: Option<usize>,
     out: &mut Vec<StormAlert>,
 ) {
     let n = m.times.len() as i64;
+    let tick = |t: i64| {
+        if eval > 0 {
+            t.div_euclid(eval) * eval + eval * i64::from(t.rem_euclid(eval) > 0)
+        } else {
+            t
+        }
+    };
     for (k, col) in &m.columns {
         let Some(&rule) = rules.get(k) else { continue };
         let mut start: Option<i64> = None;
@@ -226,16 +242,16 @@ fn alerts_of(
             let row_t = t0 + i as i64 * STEP;
             let breach = v.is_finite() && rule.breached(v);
             match (start, breach) {
-                (None, true) => start = Some(row_t + rng.range(0, MIN)),
+                (None, true) => start = Some(tick(row_t + rng.range(0, MIN))),
                 (Some(s), false) => {
-                    out.push(alert(k, s, row_t + rng.range(0, MIN), source));
+                    out.push(alert(k, s, tick(row_t + rng.range(0, MIN)), source));
                     start = None;
                 }
                 _ => {}
             }
         }
         if let Some(s) = start {
-            out.push(alert(k, s, t0 + n * STEP, source));
+            out.push(alert(k, s, tick(t0 + n * STEP), source));
         }
     }
 }
@@ -298,7 +314,7 @@ pub fn build(
     let mut end = 0i64;
     for (i, p) in paths.iter().enumerate() {
         let m = petshop::read_metrics(&p.join("metrics.csv"))?;
-        alerts_of(&m, &rules, t0, &mut rng, Some(i), &mut alerts);
+        alerts_of(&m, &rules, (t0, cfg.eval_ms), &mut rng, Some(i), &mut alerts);
         end = end.max(t0 + m.times.len() as i64 * STEP);
         let split = p.parent().and_then(|s| s.file_name()).and_then(|s| s.to_str()).unwrap_or("");
         let name = p.file_name().and_then(|s| s.to_str()).unwrap_or("");
@@ -326,7 +342,7 @@ pub fn build(
     rng.shuffle(&mut candidates);
     let noisy: HashMap<Key, Rule> =
         candidates.into_iter().take(cfg.background).map(|(k, p90)| (k, Rule::Above(p90))).collect();
-    alerts_of(&stretch, &noisy, 0, &mut rng, None, &mut alerts);
+    alerts_of(&stretch, &noisy, (0, cfg.eval_ms), &mut rng, None, &mut alerts);
     Ok((merge_overlaps(alerts), names, topo))
 }
 

@@ -125,6 +125,7 @@ pub fn storm(a: &StormArgs) -> CmdResult {
         cases: a.cases,
         background: a.background,
         rules: if a.rules == "p99" { Rules::P99 } else { Rules::MaxPlus20 },
+        eval_ms: dur("eval-interval", &a.eval_interval, 0)?,
         correlator,
     };
     let r = run(&a.data, &cfg).with_context(|| {
@@ -202,7 +203,8 @@ pub fn storm(a: &StormArgs) -> CmdResult {
             v["window_s"] = json!(w);
             v
         }),
-        "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000}),
+        "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000,
+        "eval_interval_s": cfg.eval_ms / 1000}),
     )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -443,6 +443,11 @@ pub struct StormArgs {
     /// normal minimum − 1) or `p99` (above the normal 99th percentile; below the 1st).
     #[arg(long, default_value = "max", value_parser = ["max", "p99"])]
     pub rules: String,
+    /// Rule evaluation interval (e.g. 1m): alerts start and resolve only on the ticks of one
+    /// global schedule, as with one Prometheus rule group [default: none, each alert starts at
+    /// its own instant up to a minute into its row].
+    #[arg(long)]
+    pub eval_interval: Option<String>,
     /// The correlator's window (as `[incidents] window`, e.g. 5m) [default: 10m].
     #[arg(long)]
     pub window: Option<String>,

@@ -39,6 +39,19 @@ fn storm(dir: &Path, json: &Path, args: &[&str]) -> (String, Value) {
     (String::from_utf8_lossy(&out.stdout).into_owned(), v)
 }
 
+/// A bad duration for `flag` exits 2 naming the flag and the value.
+fn refuses_duration(dir: &Path, flag: &str, value: &str) {
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", flag, value, "--data"])
+            .arg(dir),
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{flag} \"{value}\"")), "{err}");
+}
+
 #[test]
 fn storm_separates_unrelated_faults_that_time_alone_merges() {
     let dir = temp_dir("storm");
@@ -121,12 +134,20 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
     assert_eq!((v["window_s"].as_i64(), v["burst_s"].as_i64()), (Some(1), Some(1)));
     assert_eq!(v["auspex"]["incidents"], 2);
     assert_eq!(v["time_only_at_purity_95"]["purity"], 1.0, "{v}");
-    let out = output(
-        Command::new(env!("CARGO_BIN_EXE_auspex"))
-            .args(["bench", "storm", "--window", "soon", "--data"])
-            .arg(&dir),
-    )
-    .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--window \"soon\""));
+    refuses_duration(&dir, "--window", "soon");
+
+    // One global evaluation schedule: every alert starts and ends on a whole minute.
+    let (_, v) = storm(
+        &dir,
+        &json,
+        &["--seed", "2", "--eval-interval", "1m", "--assignments", csv.to_str().unwrap()],
+    );
+    assert_eq!(v["eval_interval_s"], 60);
+    assert_eq!(v["auspex"]["incidents"], 2, "{v}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        assert!(f[0].ends_with(".00") && f[1].ends_with(".00"), "not on a tick: {l}");
+    }
+    refuses_duration(&dir, "--eval-interval", "often");
 }
