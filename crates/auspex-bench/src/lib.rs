@@ -8,6 +8,7 @@
 //! - [`synth`]: deterministic synthetic series for throughput and memory benchmarks.
 
 pub mod hdfs_sessions;
+pub mod incident_load;
 pub mod loghub_run;
 pub mod logs_pipeline;
 pub mod nab;

@@ -271,7 +271,7 @@ fn alert(k: &Key, start: i64, end: i64, source: Option<usize>) -> StormAlert {
 }
 
 /// Merges alerts of one rule that overlap in time (the first source keeps the credit).
-fn merge_overlaps(mut v: Vec<StormAlert>) -> Vec<StormAlert> {
+pub(crate) fn merge_overlaps(mut v: Vec<StormAlert>) -> Vec<StormAlert> {
     v.sort_by_key(|a| (a.signal.fingerprint, a.signal.start));
     let mut out: Vec<StormAlert> = Vec::with_capacity(v.len());
     for a in v {
@@ -346,7 +346,7 @@ pub fn build(
     Ok((merge_overlaps(alerts), names, topo))
 }
 
-fn score(assign: &[usize], alerts: &[StormAlert]) -> Grouping {
+pub(crate) fn score(assign: &[usize], alerts: &[StormAlert]) -> Grouping {
     let mut by: BTreeMap<usize, HashMap<Option<usize>, usize>> = BTreeMap::new();
     for (a, &g) in alerts.iter().zip(assign) {
         *by.entry(g).or_default().entry(a.source).or_default() += 1;
@@ -360,10 +360,9 @@ fn score(assign: &[usize], alerts: &[StormAlert]) -> Grouping {
     }
 }
 
-/// Replays the storm through the correlator: each alert's incident (by index).
-pub fn correlate(alerts: &[StormAlert], cfg: Config, topo: Topology) -> Vec<usize> {
-    let mut c = Correlator::new(cfg, topo);
-    // Events in time order: starts (as active signals) and ends.
+/// The replay order: `(time, 1, i)` for the start of alert `i` (as an active signal) and
+/// `(time, 0, i)` for its end, sorted by time (ends before starts at the same instant).
+pub(crate) fn events(alerts: &[StormAlert]) -> Vec<(i64, u8, usize)> {
     let mut events: Vec<(i64, u8, usize)> = Vec::with_capacity(alerts.len() * 2);
     for (i, a) in alerts.iter().enumerate() {
         events.push((a.signal.start, 1, i));
@@ -371,10 +370,16 @@ pub fn correlate(alerts: &[StormAlert], cfg: Config, topo: Topology) -> Vec<usiz
             events.push((e, 0, i));
         }
     }
-    events.sort();
+    events.sort_unstable();
+    events
+}
+
+/// Replays the storm through the correlator: each alert's incident (by index).
+pub fn correlate(alerts: &[StormAlert], cfg: Config, topo: Topology) -> Vec<usize> {
+    let mut c = Correlator::new(cfg, topo);
     let mut ids: HashMap<u64, usize> = HashMap::new();
     let mut assign = vec![usize::MAX; alerts.len()];
-    for (t, kind, i) in events {
+    for (t, kind, i) in events(alerts) {
         c.tick(t);
         let mut s = alerts[i].signal.clone();
         if kind == 1 {
@@ -454,6 +459,28 @@ fn at_purity(alerts: &[StormAlert], p: f64) -> Option<(i64, Grouping)> {
 }
 
 /// Purity at compression `c` on the line from `lo` to `hi` (`hi.compression >= c`).
+/// Time alone with the smallest window (in whole `step_ms`, up to `steps` of them) that
+/// compresses at least `c`, as (window in steps, grouping); and its purity interpolated to
+/// exactly `c` between that window and the one before.
+pub(crate) fn time_only_matched(
+    alerts: &[StormAlert],
+    c: f64,
+    step_ms: i64,
+    steps: i64,
+) -> (Option<(f64, Grouping)>, Option<f64>) {
+    let mut below: Option<Grouping> = None;
+    let matched = (0..=steps).find_map(|w| {
+        let g = score(&time_only(alerts, w * step_ms), alerts);
+        if g.compression >= c {
+            Some((w as f64, g))
+        } else {
+            below = Some(g);
+            None
+        }
+    });
+    (matched, matched.map(|(_, hi)| interpolate(below, hi, c)))
+}
+
 fn interpolate(lo: Option<Grouping>, hi: Grouping, c: f64) -> f64 {
     match lo {
         Some(lo) if hi.compression > lo.compression && c > lo.compression => {
@@ -538,17 +565,7 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
     let assign = correlate(&alerts, cfg.correlator.clone(), topo);
     let auspex = score(&assign, &alerts);
     let time_only_same = score(&time_only(&alerts, cfg.correlator.window_ms), &alerts);
-    let mut below: Option<Grouping> = None;
-    let matched = (0..=24 * 60).find_map(|w| {
-        let g = score(&time_only(&alerts, w * MIN), &alerts);
-        if g.compression >= auspex.compression {
-            Some((w as f64, g))
-        } else {
-            below = Some(g);
-            None
-        }
-    });
-    let interpolated = matched.map(|(_, hi)| interpolate(below, hi, auspex.compression));
+    let (matched, interpolated) = time_only_matched(&alerts, auspex.compression, MIN, 24 * 60);
     let span = alerts.iter().filter_map(|a| a.signal.end).max().unwrap_or(0)
         - alerts.first().map_or(0, |a| a.signal.start);
     let mut sources: Vec<Option<usize>> = alerts.iter().map(|a| a.source).collect();

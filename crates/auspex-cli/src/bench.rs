@@ -10,7 +10,7 @@ use auspex_detect::{Config, Detector};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
-use crate::cli::{BenchDetectArgs, CmdResult, NabArgs, RcaArgs, StormArgs, say};
+use crate::cli::{BenchDetectArgs, CmdResult, IncidentLoadArgs, NabArgs, RcaArgs, StormArgs, say};
 
 fn write_json(path: Option<&Path>, v: &Value) -> anyhow::Result<()> {
     if let Some(p) = path {
@@ -107,6 +107,22 @@ pub fn detect(a: &BenchDetectArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The lines both alert benchmarks print: the ceiling, Auspex, and time alone.
+fn say_groupings(
+    best: f64,
+    auspex: &auspex_bench::storm::Grouping,
+    time_only: &auspex_bench::storm::Grouping,
+) -> Result<(), crate::cli::Failure> {
+    say(&format!("best_possible_compression_at_purity_1={best:.3}"))?;
+    for (name, g) in [("auspex", auspex), ("time_only_same_window", time_only)] {
+        say(&format!(
+            "{name} incidents={} compression={:.3} purity={:.3}",
+            g.incidents, g.compression, g.purity
+        ))?;
+    }
+    Ok(())
+}
+
 pub fn storm(a: &StormArgs) -> CmdResult {
     use auspex_bench::storm::{Grouping, Rules, StormConfig, run};
     let dur = |what: &str, v: &Option<String>, default: i64| -> anyhow::Result<i64> {
@@ -120,6 +136,7 @@ pub fn storm(a: &StormArgs) -> CmdResult {
     let mut correlator = StormConfig::default().correlator;
     correlator.window_ms = dur("window", &a.window, correlator.window_ms)?;
     correlator.burst_ms = dur("burst", &a.burst, correlator.burst_ms)?;
+    correlator.onset_hops = a.onset_hops;
     let cfg = StormConfig {
         seed: a.seed,
         cases: a.cases,
@@ -140,15 +157,7 @@ pub fn storm(a: &StormArgs) -> CmdResult {
         r.span_min,
         a.seed
     ))?;
-    say(&format!("best_possible_compression_at_purity_1={:.3}", r.best_compression))?;
-    say(&format!(
-        "auspex incidents={} compression={:.3} purity={:.3}",
-        r.auspex.incidents, r.auspex.compression, r.auspex.purity
-    ))?;
-    say(&format!(
-        "time_only_same_window incidents={} compression={:.3} purity={:.3}",
-        r.time_only.incidents, r.time_only.compression, r.time_only.purity
-    ))?;
+    say_groupings(r.best_compression, &r.auspex, &r.time_only)?;
     match &r.time_only_matched {
         Some((w, m)) => say(&format!(
             "time_only_matched window_min={w:.0} incidents={} compression={:.3} purity={:.3}",
@@ -204,7 +213,69 @@ pub fn storm(a: &StormArgs) -> CmdResult {
             v
         }),
         "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000,
+        "onset_hops": cfg.correlator.onset_hops,
         "eval_interval_s": cfg.eval_ms / 1000}),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn incident_load(a: &IncidentLoadArgs) -> CmdResult {
+    use auspex_bench::incident_load::{LoadConfig, run};
+    let span = auspex_server::config::parse_duration(&a.span)
+        .map_err(|e| anyhow::anyhow!("--span {:?}: {e}", a.span))?;
+    let mut cfg = LoadConfig {
+        seed: a.seed,
+        services: a.services,
+        faults: a.faults,
+        background: a.background,
+        span_ms: span.as_millis().min(i64::MAX as u128) as i64,
+        ..LoadConfig::default()
+    };
+    if cfg.services < 2 || cfg.span_ms < 1 {
+        return Err(anyhow::anyhow!(
+            "--services must be at least 2 and --span positive (got {} and {:?})",
+            a.services,
+            a.span
+        )
+        .into());
+    }
+    if let Some(m) = a.max_incidents {
+        if m == 0 {
+            return Err(anyhow::anyhow!("--max-incidents must be positive").into());
+        }
+        cfg.correlator.max_incidents = m;
+    }
+    cfg.correlator.onset_hops = a.onset_hops;
+    let b = bar(100, "correlating");
+    let r = run(&cfg, |f| b.set_position((f * 100.0) as u64));
+    b.finish_and_clear();
+    say(&format!(
+        "services={} faults={} background={} span={} alerts={}",
+        a.services, a.faults, a.background, a.span, r.alerts
+    ))?;
+    say(&format!(
+        "alerts_per_s={:.0} seconds={:.3} observe_p50_us={:.1} observe_p99_us={:.1} observe_max_us={:.0}",
+        r.alerts_per_s, r.seconds, r.observe_p50_us, r.observe_p99_us, r.observe_max_us
+    ))?;
+    say(&format!("peak_incidents={} evicted={}", r.peak_incidents, r.evicted))?;
+    say_groupings(r.best_compression, &r.grouping, &r.time_only)?;
+    if let Some(p) = r.time_only_interpolated {
+        say(&format!(
+            "time_only_interpolated compression={:.3} purity={p:.3}",
+            r.grouping.compression
+        ))?;
+    }
+    write_json(
+        a.json.as_deref(),
+        &json!({"bench": "incidents", "seed": a.seed, "services": a.services, "faults": a.faults,
+        "background": a.background, "span": a.span, "alerts": r.alerts, "alerts_per_s": r.alerts_per_s,
+        "seconds": r.seconds, "observe_p50_us": r.observe_p50_us, "observe_p99_us": r.observe_p99_us,
+        "observe_max_us": r.observe_max_us, "peak_incidents": r.peak_incidents, "evicted": r.evicted,
+        "max_incidents": cfg.correlator.max_incidents, "onset_hops": cfg.correlator.onset_hops,
+        "best_compression": r.best_compression,
+        "auspex": {"incidents": r.grouping.incidents, "compression": r.grouping.compression, "purity": r.grouping.purity},
+        "time_only": {"incidents": r.time_only.incidents, "compression": r.time_only.compression, "purity": r.time_only.purity},
+        "time_only_interpolated": r.time_only_interpolated.map(|p| json!({"compression": r.grouping.compression, "purity": p}))}),
     )?;
     Ok(ExitCode::SUCCESS)
 }

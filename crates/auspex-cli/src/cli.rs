@@ -407,9 +407,42 @@ enum BenchCommand {
     /// cases plus flapping background alerts), fold it into incidents, and report compression
     /// and purity beside a time-only grouping.
     Storm(StormArgs),
+    /// Replay a large synthetic alert storm (generated topology, faults that spread to
+    /// callers, lone background alerts) through the incident correlator and measure alerts/s,
+    /// per-alert latency, incidents held, compression and purity.
+    Incidents(IncidentLoadArgs),
     /// Rank the root cause of every case of a PetShop-shaped folder, write the rankings as
     /// JSON lines, and print AC@1, AC@3 and Avg@5 beside the NSigma and BARO baselines.
     Rca(RcaArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentLoadArgs {
+    /// Seed for the topology, the faults and the background.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Services in the generated topology.
+    #[arg(long, default_value_t = 2_000)]
+    pub services: usize,
+    /// Faults; each raises 1–4 alerts on its root and on up to 3 caller hops.
+    #[arg(long, default_value_t = 5_000)]
+    pub faults: usize,
+    /// Lone background alerts.
+    #[arg(long, default_value_t = 20_000)]
+    pub background: usize,
+    /// Time the faults and background are spread over (e.g. 24h; 10m for a burst).
+    #[arg(long, default_value = "24h")]
+    pub span: String,
+    /// The correlator's `max_incidents` (the memory bound) [default: as `[incidents]`].
+    #[arg(long)]
+    pub max_incidents: Option<usize>,
+    /// Co-onset only within this many topology links (as `[incidents] onset_hops`)
+    /// [default: any distance].
+    #[arg(long)]
+    pub onset_hops: Option<usize>,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -454,6 +487,10 @@ pub struct StormArgs {
     /// The correlator's co-onset burst (as `[incidents] burst`, e.g. 30s) [default: 2m].
     #[arg(long)]
     pub burst: Option<String>,
+    /// Co-onset only within this many topology links (as `[incidents] onset_hops`)
+    /// [default: any distance].
+    #[arg(long)]
+    pub onset_hops: Option<usize>,
     /// Also draw the storm as an SVG timeline: a bar per alert, grouped by incident, coloured by
     /// its true source case.
     #[arg(long)]
@@ -595,6 +632,7 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Detect(a)) => crate::bench::detect(&a),
         Command::Bench(BenchCommand::RemoteWrite(a)) => crate::loadgen::run(&a),
         Command::Bench(BenchCommand::Storm(a)) => crate::bench::storm(&a),
+        Command::Bench(BenchCommand::Incidents(a)) => crate::bench::incident_load(&a),
         Command::Bench(BenchCommand::Rca(a)) => crate::bench::rca(&a),
         Command::Serve(a) => crate::serve::run(&a),
         Command::Logs(LogsCommand::Parse(a)) => crate::logs::parse(&a),

@@ -151,3 +151,60 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
     }
     refuses_duration(&dir, "--eval-interval", "often");
 }
+
+/// Runs `auspex bench incidents ARGS... --json FILE`; the exit code, stderr and the figures.
+fn load(dir: &Path, args: &[&str]) -> (Option<i32>, String, Value) {
+    let json = dir.join("load.json");
+    let _ = std::fs::remove_file(&json);
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "incidents", "--json"])
+            .arg(&json)
+            .args(args),
+    )
+    .unwrap();
+    let v = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), v)
+}
+
+#[test]
+fn incident_load_reports_speed_quality_and_keeps_its_memory_bound() {
+    let dir = temp_dir("incident-load");
+    let small = ["--services", "300", "--faults", "60", "--background", "300", "--span", "6h"];
+    let (code, err, v) = load(&dir, &small);
+    assert_eq!(code, Some(0), "{err}");
+    let alerts = v["alerts"].as_u64().unwrap();
+    assert!(alerts > 300, "{v}");
+    assert!(v["alerts_per_s"].as_f64().unwrap() > 0.0 && v["observe_p50_us"].as_f64().is_some());
+    // Each background alert is its own source: a perfect grouping compresses little.
+    let best = v["best_compression"].as_f64().unwrap();
+    assert!((0.0..0.6).contains(&best), "{v}");
+    let default = v["auspex"]["purity"].as_f64().unwrap();
+    assert!(v["time_only"]["purity"].as_f64().is_some());
+    // Co-onset limited to neighbours: alerts that merely start together stay apart.
+    let (code, err, near) = load(&dir, &[&small[..], &["--onset-hops", "1"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(near["onset_hops"], 1);
+    assert_eq!(near["alerts"].as_u64(), Some(alerts), "same load");
+    let hops = near["auspex"]["purity"].as_f64().unwrap();
+    assert!(hops > default, "purity {hops} with onset_hops 1, {default} without");
+    assert!(near["auspex"]["incidents"].as_u64() > v["auspex"]["incidents"].as_u64());
+    // The memory bound holds: at most 3 incidents in memory, the least recent let go.
+    let (code, err, few) = load(&dir, &[&small[..], &["--max-incidents", "3"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(few["peak_incidents"].as_u64().unwrap() <= 3, "{few}");
+    assert!(few["evicted"].as_u64().unwrap() > 0, "{few}");
+    // Bad input: a clear error, exit 2.
+    for (args, says) in [
+        (&["--services", "1"][..], "--services"),
+        (&["--span", "soon"][..], "--span \"soon\""),
+        (&["--max-incidents", "0"][..], "--max-incidents"),
+    ] {
+        let (code, err, _) = load(&dir, args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

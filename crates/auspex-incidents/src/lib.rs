@@ -35,9 +35,19 @@ use auspex_core::time::rfc3339;
 use auspex_core::{Explanation, Fingerprint, IncidentId, Labels, Signal, SignalId, SignalKind};
 use serde::{Deserialize, Serialize};
 
+mod index;
 pub mod topology;
 
+use index::MemberIndex;
+
 pub use topology::{Edge, Topology, TopologyError};
+
+/// What a new signal is looked up by: its group-label values (by position in
+/// `Config::group_labels`) and its service's non-hub neighbours (none if it is a hub).
+struct Probe<'a> {
+    labels: Vec<(usize, &'a str)>,
+    neighbours: Vec<&'a str>,
+}
 
 /// The strongest relation: started within the burst of an incident's first signal.
 const CO_ONSET: u8 = 3;
@@ -56,6 +66,11 @@ pub struct Config {
     /// labels (co-onset: one cause fires many rules at once), unless scope labels disagree.
     /// Also: a repeat within this long of its previous occurrence's end is a duplicate.
     pub burst_ms: i64,
+    /// Co-onset relates two signals only if their services are at most this many topology
+    /// links apart, not passing through a hub (`None`: any distance; signals whose service
+    /// the topology does not know are never held back). For large estates, where unrelated
+    /// alerts start together all the time; see `bench incidents` in BENCHMARKS.md.
+    pub onset_hops: Option<usize>,
     /// Labels whose shared value relates two signals (e.g. the same service or pod).
     pub group_labels: Vec<String>,
     /// Labels that partition: signals whose values differ never share an incident.
@@ -86,6 +101,7 @@ impl Default for Config {
         Self {
             window_ms: 10 * 60_000,
             burst_ms: 2 * 60_000,
+            onset_hops: None,
             group_labels: vec!["service".into(), "pod".into(), "instance".into()],
             scope_labels: vec!["namespace".into(), "cluster".into()],
             service_label: "service".into(),
@@ -357,6 +373,8 @@ pub struct Correlator {
     incidents: BTreeMap<IncidentId, Incident>,
     home: HashMap<Fingerprint, IncidentId>,
     starts: HashMap<Fingerprint, VecDeque<i64>>,
+    /// Members of each incident in memory, by label value and service.
+    index: HashMap<IncidentId, MemberIndex>,
     /// Incidents let go for the memory bound.
     pub evicted: u64,
 }
@@ -370,6 +388,7 @@ impl Correlator {
             incidents: BTreeMap::new(),
             home: HashMap::new(),
             starts: HashMap::new(),
+            index: HashMap::new(),
             evicted: 0,
         }
     }
@@ -414,7 +433,31 @@ impl Correlator {
             for m in &inc.signals {
                 self.home.insert(m.fingerprint, inc.id);
             }
-            self.incidents.insert(inc.id, inc);
+            let id = inc.id;
+            self.incidents.insert(id, inc);
+            self.reindex(id);
+        }
+    }
+
+    /// Rebuilds the member index of `id` (after its members changed wholesale).
+    fn reindex(&mut self, id: IncidentId) {
+        match self.incidents.get(&id) {
+            Some(inc) => {
+                let ix =
+                    MemberIndex::of(&inc.signals, &self.cfg.group_labels, &self.cfg.service_label);
+                self.index.insert(id, ix);
+            }
+            None => {
+                self.index.remove(&id);
+            }
+        }
+    }
+
+    /// Adds the last member of `id` to its index.
+    fn index_last(&mut self, id: IncidentId) {
+        if let Some(m) = self.incidents.get(&id).and_then(|i| i.signals.last()) {
+            let ix = self.index.entry(id).or_default();
+            ix.add(m, &self.cfg.group_labels, &self.cfg.service_label);
         }
     }
 
@@ -531,7 +574,13 @@ impl Correlator {
                     m.deviation = Some(*deviation);
                 }
             }
-            None if room => inc.signals.push(member(s, title.clone())),
+            None if room => {
+                inc.signals.push(member(s, title.clone()));
+                let (g, l) = (&self.cfg.group_labels, &self.cfg.service_label);
+                if let Some(m) = inc.signals.last() {
+                    self.index.entry(hid).or_default().add(m, g, l);
+                }
+            }
             None => {}
         }
         if flapping && !inc.flapping {
@@ -579,39 +628,49 @@ impl Correlator {
             .collect()
     }
 
-    /// How strongly `s` belongs with member `m` of an incident opened at `opened` (0: not at
-    /// all): 3 for co-onset (`s` started within the burst of the incident's opening), 2 for a
-    /// shared group-label value, 1 for topology neighbours neither of which is a hub; the last
-    /// two only while `m` started within the window before `s`.
-    fn affinity(&self, s: &Signal, svc: Option<&str>, m: &Member, opened: i64) -> u8 {
-        if (s.start - opened).abs() <= self.cfg.burst_ms {
-            return CO_ONSET;
+    /// How strongly a signal starting at `start` with keys `p` belongs with incident `inc`
+    /// (`None`: not at all), and the start of the closest member so related: co-onset (3: it
+    /// started within the burst of the incident's opening, if `near()`; the latest member), a
+    /// shared group-label value (2), a topology neighbour's service, neither end a hub (1);
+    /// the last two only for members that started at most `window` before it.
+    fn relation(
+        &self,
+        start: i64,
+        p: &Probe<'_>,
+        inc: &Incident,
+        ix: &MemberIndex,
+        near: impl FnOnce() -> bool,
+    ) -> Option<(u8, i64)> {
+        if (start - inc.opened).abs() <= self.cfg.burst_ms && near() {
+            return ix.max_start.map(|t| (CO_ONSET, t));
         }
-        let dt = s.start - m.start;
-        if !(0..=self.cfg.window_ms).contains(&dt) {
-            return 0;
+        let (lo, hi) = (start - self.cfg.window_ms, start);
+        let shared = p.labels.iter().filter_map(|&(i, v)| ix.label_latest(i, v, lo, hi)).max();
+        if let Some(t) = shared {
+            return Some((2, t));
         }
-        let shared = |l: &String| s.labels.get(l).is_some_and(|v| m.labels.get(l) == Some(v));
-        if self.cfg.group_labels.iter().any(shared) {
-            return 2;
-        }
-        match (svc, self.service(&m.labels)) {
-            (Some(a), Some(b))
-                if self.topo.adjacent(a, b)
-                    && !self.topo.is_hub(a, self.cfg.hub_factor)
-                    && !self.topo.is_hub(b, self.cfg.hub_factor) =>
-            {
-                1
-            }
-            _ => 0,
-        }
+        p.neighbours.iter().filter_map(|b| ix.service_latest(b, lo, hi)).max().map(|t| (1, t))
     }
 
-    /// The open incident `s` is most related to, and how (an [`affinity`](Self::affinity)).
+    /// The open incident `s` is most related to, and how (see [`relation`](Self::relation));
+    /// ties go to the most recent related member, then to the first incident in id order.
     fn best_incident(&self, s: &Signal) -> Option<(u8, IncidentId)> {
         let scope = self.scope_of(&s.labels);
         let svc = self.service(&s.labels);
-        // (affinity, start of the closest related member, incident)
+        let hub = |x: &str| self.topo.is_hub(x, self.cfg.hub_factor);
+        let probe = Probe {
+            labels: (self.cfg.group_labels.iter().enumerate())
+                .filter_map(|(i, l)| Some((i, s.labels.get(l)?)))
+                .collect(),
+            neighbours: (svc.filter(|a| !hub(a)).into_iter())
+                .flat_map(|a| self.topo.neighbours(a))
+                .filter(|b| !hub(b))
+                .collect(),
+        };
+        // Services close enough for co-onset (`None`: any).
+        let ball =
+            self.cfg.onset_hops.zip(svc).and_then(|(hops, v)| self.topo.within(v, hops, hub));
+        // (relation, start of the closest related member, incident)
         let mut best: Option<(u8, i64, IncidentId)> = None;
         for (id, inc) in &self.incidents {
             if !inc.is_active() || s.start - inc.last_signal > self.cfg.window_ms {
@@ -620,15 +679,19 @@ impl Correlator {
             if scope.iter().any(|(l, v)| inc.scope.get(l).is_some_and(|w| w != v)) {
                 continue;
             }
-            for m in &inc.signals {
-                let a = self.affinity(s, svc, m, inc.opened);
-                if a == 0 {
-                    continue;
-                }
-                let cand = (a, m.start, *id);
-                if best.is_none_or(|b| (cand.0, cand.1) > (b.0, b.1)) {
-                    best = Some(cand);
-                }
+            let Some(ix) = self.index.get(id) else { continue };
+            let near = || {
+                ball.as_ref().is_none_or(|b| {
+                    inc.services.is_empty()
+                        || inc
+                            .services
+                            .iter()
+                            .any(|x| b.contains(x.as_str()) || !self.topo.contains(x))
+                })
+            };
+            let Some((a, t)) = self.relation(s.start, &probe, inc, ix, near) else { continue };
+            if best.is_none_or(|b| (a, t) > (b.0, b.1)) {
+                best = Some((a, t, *id));
             }
         }
         best.map(|b| (b.0, b.2))
@@ -646,11 +709,15 @@ impl Correlator {
         if let Some(svc) = svc {
             inc.services.insert(svc);
         }
-        if inc.signals.len() < max_m {
+        let pushed = inc.signals.len() < max_m;
+        if pushed {
             inc.signals.push(member(s, title.clone()));
         }
         inc.record(max_t, s.start, "signal", title);
         out.push(Change::Updated(id));
+        if pushed {
+            self.index_last(id);
+        }
         self.escalation(id, before, out);
     }
 
@@ -682,6 +749,7 @@ impl Correlator {
         };
         inc.record(self.cfg.max_timeline, s.start, "opened", title);
         self.incidents.insert(id, inc);
+        self.reindex(id);
         out.push(Change::Opened(id));
         id
     }
@@ -705,6 +773,7 @@ impl Correlator {
     }
 
     fn forget(&mut self, id: IncidentId) {
+        self.index.remove(&id);
         if let Some(inc) = self.incidents.remove(&id) {
             for m in &inc.signals {
                 if self.home.get(&m.fingerprint) == Some(&id) {
@@ -824,6 +893,7 @@ impl Correlator {
             }
         }
         self.incidents.insert(from, src);
+        self.reindex(into);
         let mut out = vec![Change::Updated(into), Change::Resolved(from)];
         self.escalation(into, before, &mut out);
         Ok(out)
@@ -910,6 +980,8 @@ impl Correlator {
             self.home.insert(m.fingerprint, new_id);
         }
         self.incidents.insert(new_id, new);
+        self.reindex(id);
+        self.reindex(new_id);
         Ok((new_id, vec![Change::Updated(id), Change::Opened(new_id)]))
     }
 

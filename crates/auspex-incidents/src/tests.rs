@@ -299,3 +299,139 @@ fn splitting_moves_signals_to_a_new_incident() {
         ActionError::NotFound(IncidentId(9))
     );
 }
+
+#[test]
+fn onset_hops_keeps_distant_simultaneous_alerts_apart() {
+    // web - api - db, web - search: db and search are 3 links apart.
+    let run = |hops: Option<usize>| {
+        let mut c = Correlator::new(Config { onset_hops: hops, ..Config::default() }, topo());
+        let a = c.observe(&sig("SlowQueries", &[("service", "db")], 0, 0.7))[0].id();
+        let b = c.observe(&sig("Errors", &[("service", "search")], 30_000, 0.7))[0].id();
+        // A service the topology does not know is never held back.
+        let d = c.observe(&sig("Queue", &[("service", "mq")], 40_000, 0.7))[0].id();
+        (a, b, d)
+    };
+    let (a, b, d) = run(None);
+    assert!(a == b && b == d, "any distance: one incident");
+    let (a, b, d) = run(Some(3));
+    assert!(a == b && b == d, "3 links: one incident");
+    let (a, b, d) = run(Some(2));
+    assert_ne!(a, b, "2 links: apart");
+    assert!(d == a || d == b, "unknown service joins by co-onset");
+}
+
+#[test]
+fn within_counts_links_and_does_not_cross_hubs() {
+    let t = topology::front_door(3);
+    let names = |s: Option<std::collections::BTreeSet<&str>>| {
+        s.map(|s| s.into_iter().collect::<Vec<_>>().join(" "))
+    };
+    assert_eq!(names(t.within("db0", 1, |_| false)).as_deref(), Some("db0 svc0"));
+    assert_eq!(names(t.within("db0", 3, |_| false)).as_deref(), Some("db0 front svc0 svc1 svc2"));
+    assert_eq!(
+        names(t.within("db0", 4, |_| false)).as_deref(),
+        Some("db0 db1 db2 front svc0 svc1 svc2")
+    );
+    // The front door can be reached but not crossed.
+    assert_eq!(names(t.within("db0", 4, |x| x == "front")).as_deref(), Some("db0 front svc0"));
+    assert_eq!(t.within("nowhere", 2, |_| false), None);
+    assert_eq!(t.neighbours("svc1").collect::<Vec<_>>(), ["db1", "front"]);
+}
+
+/// The member index gives the same answer as scanning every member, through joins, repeats,
+/// merges, splits, auto-resolution and eviction (random streams, fixed seeds).
+#[test]
+fn the_member_index_agrees_with_a_scan_of_every_member() {
+    fn scan(c: &Correlator, s: &Signal) -> Option<(u8, IncidentId)> {
+        let svc = c.service(&s.labels);
+        let scope = c.scope_of(&s.labels);
+        let hub = |x: &str| c.topo.is_hub(x, c.cfg.hub_factor);
+        let mut best: Option<(u8, i64, IncidentId)> = None;
+        for (id, inc) in &c.incidents {
+            if !inc.is_active() || s.start - inc.last_signal > c.cfg.window_ms {
+                continue;
+            }
+            if scope.iter().any(|(l, v)| inc.scope.get(l).is_some_and(|w| w != v)) {
+                continue;
+            }
+            for m in &inc.signals {
+                let dt = s.start - m.start;
+                let a = if (s.start - inc.opened).abs() <= c.cfg.burst_ms {
+                    CO_ONSET
+                } else if !(0..=c.cfg.window_ms).contains(&dt) {
+                    0
+                } else if c
+                    .cfg
+                    .group_labels
+                    .iter()
+                    .any(|l| s.labels.get(l).is_some_and(|v| m.labels.get(l) == Some(v)))
+                {
+                    2
+                } else {
+                    match (svc, c.service(&m.labels)) {
+                        (Some(a), Some(b)) if c.topo.adjacent(a, b) && !hub(a) && !hub(b) => 1,
+                        _ => 0,
+                    }
+                };
+                if a > 0 && best.is_none_or(|b| (a, m.start) > (b.0, b.1)) {
+                    best = Some((a, m.start, *id));
+                }
+            }
+        }
+        best.map(|b| (b.0, b.2))
+    }
+    let svcs = ["web", "api", "db", "search", "mq", "front", "svc0", "svc1", "db0"];
+    let mut t = topo();
+    for (a, b) in [("front", "svc0"), ("front", "svc1"), ("svc0", "db0"), ("front", "web")] {
+        t.add_edge(a, b);
+    }
+    for seed in 1..=20u64 {
+        let mut x = seed;
+        let mut rnd = |n: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % n
+        };
+        let cfg = Config { max_incidents: 6, max_members: 5, ..Config::default() };
+        let mut c = Correlator::new(cfg, t.clone());
+        let mut now = 0i64;
+        let mut live: Vec<Signal> = Vec::new();
+        for step in 0..400 {
+            now += rnd(90_000) as i64;
+            c.tick(now);
+            if !live.is_empty() && rnd(3) == 0 {
+                let s = live.swap_remove(rnd(live.len() as u64) as usize);
+                c.observe(&ended(s, now));
+                continue;
+            }
+            let svc = svcs[rnd(svcs.len() as u64) as usize];
+            let pod = format!("p{}", rnd(4));
+            let name = ["A", "B", "C"][rnd(3) as usize];
+            let mut pairs = vec![("service", svc), ("pod", pod.as_str())];
+            if rnd(5) == 0 {
+                pairs.push(("namespace", "ns1"));
+            }
+            let s = sig(name, &pairs, now, 0.5 + rnd(5) as f64 / 10.0);
+            assert_eq!(c.best_incident(&s), scan(&c, &s), "seed {seed}, step {step}");
+            if let Some(ch) = c.observe(&s).first() {
+                let id = ch.id();
+                // Now and then a person merges or splits.
+                let others: Vec<IncidentId> = c
+                    .incidents()
+                    .filter(|i| i.id != id && i.status != Status::Resolved)
+                    .map(|i| i.id)
+                    .collect();
+                if rnd(25) == 0 && !others.is_empty() {
+                    let from = others[rnd(others.len() as u64) as usize];
+                    c.merge(id, from, now, "test").ok();
+                } else if rnd(25) == 0
+                    && let Some(inc) = c.get(id)
+                    && inc.signals.len() > 1
+                {
+                    let f = inc.signals[0].fingerprint;
+                    c.split(id, &[f], now, "test").ok();
+                }
+            }
+            live.push(s);
+        }
+    }
+}

@@ -118,9 +118,45 @@ impl Topology {
         self.degree(service) as f64 > factor * mean
     }
 
+    /// The services `service` is directly connected to (in either direction).
+    pub fn neighbours(&self, service: &str) -> impl Iterator<Item = &str> {
+        self.adj.get(service).into_iter().flatten().map(String::as_str)
+    }
+
     /// Whether `a` and `b` are directly connected (in either direction).
     pub fn adjacent(&self, a: &str, b: &str) -> bool {
         self.adj.get(a).is_some_and(|n| n.contains(b))
+    }
+
+    /// The services at most `hops` links from `service` (itself included), not passing
+    /// through a service for which `hub` holds (a hub can be reached, not crossed), or `None`
+    /// when the topology does not know `service`.
+    pub fn within(
+        &self,
+        service: &str,
+        hops: usize,
+        hub: impl Fn(&str) -> bool,
+    ) -> Option<BTreeSet<&str>> {
+        let (start, _) = self.adj.get_key_value(service)?;
+        let mut seen: BTreeSet<&str> = BTreeSet::from([start.as_str()]);
+        let mut frontier = vec![start.as_str()];
+        for _ in 0..hops {
+            let mut next = Vec::new();
+            for s in frontier {
+                for n in self.neighbours(s) {
+                    if seen.insert(n) && !hub(n) {
+                        next.push(n);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Some(seen)
+    }
+
+    /// Whether the topology knows `service`.
+    pub fn contains(&self, service: &str) -> bool {
+        self.adj.contains_key(service)
     }
 
     /// Number of services.

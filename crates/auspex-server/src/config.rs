@@ -44,6 +44,7 @@
 //! service_label = "service"       # matched against the topology's services
 //! topology = ""                   # YAML {services: [...], edges: [{from, to}]}
 //! hub_factor = 4.0                # links via a service with > 4 × the mean neighbours don't relate; 0 = off
+//! # onset_hops = 2                # co-onset only within 2 topology links, not through hubs (unset: any)
 //! max_incidents = 10000           # held in memory (the rest stay in the store)
 //! tick = "5s"                     # how often auto-resolution is checked
 //!
@@ -168,6 +169,8 @@ pub struct IncidentsCfg {
     /// Topology links to or from a hub (more than this many times the mean number of
     /// neighbours) do not relate signals; 0 turns this off.
     pub hub_factor: f64,
+    /// Co-onset only between services at most this many topology links apart (unset: any).
+    pub onset_hops: Option<usize>,
     /// Incidents held in memory.
     pub max_incidents: usize,
     /// Auto-resolution check interval.
@@ -190,6 +193,7 @@ impl Default for IncidentsCfg {
             service_label: c.service_label,
             topology: String::new(),
             hub_factor: c.hub_factor,
+            onset_hops: c.onset_hops,
             max_incidents: c.max_incidents,
             tick: Duration::from_secs(5),
         }
@@ -210,6 +214,7 @@ impl IncidentsCfg {
             scope_labels: self.scope_labels.clone(),
             service_label: self.service_label.clone(),
             hub_factor: self.hub_factor,
+            onset_hops: self.onset_hops,
             max_incidents: self.max_incidents,
             ..auspex_incidents::Config::default()
         }
@@ -604,6 +609,10 @@ mod tests {
         assert_eq!(e, "incidents.hub_factor: must be a number at least 0");
         let c = Config::parse("[incidents]\nhub_factor = 0").unwrap();
         assert_eq!(c.incidents.correlator().hub_factor, 0.0);
+        assert_eq!(c.incidents.correlator().onset_hops, None);
+        let c = Config::parse("[incidents]\nonset_hops = 2").unwrap();
+        assert_eq!(c.incidents.correlator().onset_hops, Some(2));
+        assert!(Config::parse("[incidents]\nonset_hops = -1").is_err());
     }
 
     #[test]
