@@ -220,7 +220,7 @@ pub fn run(cfg: &LoadConfig, mut progress: impl FnMut(f64)) -> LoadReport {
         observe_p99_us: quantile(&lat, 0.99),
         observe_max_us: lat.last().copied().unwrap_or(0.0),
         peak_incidents: peak,
-        evicted: c.evicted,
+        evicted: c.stats.evicted,
         grouping,
         time_only: score(&time_only(&alerts, cfg.correlator.window_ms), &alerts),
         time_only_interpolated: time_only_matched(&alerts, grouping.compression, 1_000, 3_600).1,

@@ -262,6 +262,25 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
     let (ok, _, err) = cli(addr, &["incidents", "show", "nothex"]);
     assert!(!ok && err.contains("16 hex digits"), "{err}");
 
+    // The noise reduction is measured live at /metrics: 3 signals (the redelivery and the
+    // resolutions are not new ones), 2 incidents, db joined api by topology; notifications
+    // delivered, and the broken receiver's given up on.
+    let mut r = agent().get(&format!("http://{addr}/metrics")).call().unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    let metric = |line: &str| -> f64 {
+        let l = text.lines().find(|l| l.starts_with(line) && l[line.len()..].starts_with(' '));
+        l.and_then(|l| l[line.len()..].trim().parse().ok())
+            .unwrap_or_else(|| panic!("{line}: {text}"))
+    };
+    assert_eq!(metric("auspex_incident_signals_total"), 3.0);
+    assert_eq!(metric("auspex_incidents_opened_total"), 2.0);
+    assert_eq!(metric("auspex_incident_joins_total{relation=\"topology\"}"), 1.0);
+    assert_eq!(metric("auspex_incident_joins_total{relation=\"co_onset\"}"), 0.0);
+    assert_eq!(metric("auspex_incidents{status=\"resolved\"}"), 1.0);
+    assert_eq!(metric("auspex_incidents{status=\"open\"}"), 1.0);
+    assert!(metric("auspex_notifications_total{outcome=\"delivered\"}") >= 6.0, "{text}");
+    assert!(metric("auspex_notifications_total{outcome=\"failed\"}") >= 1.0, "{text}");
+
     // Persistence: after a restart the incidents are still there, and the batch one can be
     // resolved by hand.
     drop(peer);

@@ -375,6 +375,28 @@ pub struct Correlator {
     starts: HashMap<Fingerprint, VecDeque<i64>>,
     /// Members of each incident in memory, by label value and service.
     index: HashMap<IncidentId, MemberIndex>,
+    /// What the correlator has done so far (for `/metrics`).
+    pub stats: Stats,
+}
+
+/// Counts of what the correlator did with each signal: the live measure of noise reduction
+/// (compression = 1 − `opened` / `signals`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// New occurrences folded in (not counting ends or score updates of one occurrence).
+    pub signals: u64,
+    /// Incidents opened.
+    pub opened: u64,
+    /// Signals that joined an open incident by co-onset.
+    pub joined_co_onset: u64,
+    /// … by a shared group-label value.
+    pub joined_label: u64,
+    /// … by a topology link.
+    pub joined_topology: u64,
+    /// Repeats of a signal counted in its incident because it barely stopped.
+    pub repeats: u64,
+    /// Repeats counted in its incident because it is flapping (never notified).
+    pub flapping_repeats: u64,
     /// Incidents let go for the memory bound.
     pub evicted: u64,
 }
@@ -389,7 +411,7 @@ impl Correlator {
             home: HashMap::new(),
             starts: HashMap::new(),
             index: HashMap::new(),
-            evicted: 0,
+            stats: Stats::default(),
         }
     }
 
@@ -491,6 +513,7 @@ impl Correlator {
             return out;
         }
         let flapping = self.note_start(s);
+        self.stats.signals += 1;
         let best = self.best_incident(s);
         if let Some(&hid) = self.home.get(&s.fingerprint)
             && let Some(inc) = self.incidents.get(&hid)
@@ -514,16 +537,29 @@ impl Correlator {
             if let Some(reopen) = reopen
                 && !onset_elsewhere
             {
+                if flapping && !recent {
+                    self.stats.flapping_repeats += 1;
+                } else {
+                    self.stats.repeats += 1;
+                }
                 self.repeat(hid, s, flapping, reopen, &mut out);
                 return out;
             }
         }
         let id = match best {
-            Some((_, id)) => {
+            Some((a, id)) => {
+                match a {
+                    CO_ONSET => self.stats.joined_co_onset += 1,
+                    2 => self.stats.joined_label += 1,
+                    _ => self.stats.joined_topology += 1,
+                }
                 self.join(id, s, &mut out);
                 id
             }
-            None => self.open(s, &mut out),
+            None => {
+                self.stats.opened += 1;
+                self.open(s, &mut out)
+            }
         };
         if flapping && let Some(inc) = self.incidents.get_mut(&id) {
             inc.flapping = true;
@@ -768,7 +804,7 @@ impl Correlator {
             .map(|i| i.id);
         if let Some(v) = victim {
             self.forget(v);
-            self.evicted += 1;
+            self.stats.evicted += 1;
         }
     }
 

@@ -131,6 +131,10 @@ fn repeats_after_a_pause_are_new_until_they_flap() {
     assert!(inc.flapping);
     assert_eq!(inc.signal_count, 3);
     assert_eq!(inc.signals[0].occurrences, 3);
+    // The counts behind /metrics: 4 occurrences, 2 incidents, 2 flapping repeats (the ends
+    // are not occurrences).
+    let st = c.stats;
+    assert_eq!((st.signals, st.opened, st.flapping_repeats, st.repeats), (4, 2, 2, 0));
 }
 
 #[test]
@@ -173,7 +177,7 @@ fn memory_is_bounded_and_restore_rebuilds() {
         c.observe(&sig("A", &[("service", &format!("s{k}"))], k * 3 * MIN, 0.5));
     }
     assert_eq!(c.incidents().count(), 3);
-    assert_eq!(c.evicted, 2);
+    assert_eq!(c.stats.evicted, 2);
     let kept: Vec<_> = c.incidents().cloned().collect();
     let mut d = Correlator::new(cfg, Topology::default());
     d.restore(kept, 15 * MIN);

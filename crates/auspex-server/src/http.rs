@@ -307,6 +307,7 @@ async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
         }
         extra.push_str(&format!("}} {score}\n"));
     }
+    app.incidents.render_metrics(&mut extra);
     let body = app.engine.metrics.render(app.engine.active(), &extra);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

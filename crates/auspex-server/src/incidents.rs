@@ -14,6 +14,7 @@
 //! writes them again; the signals they come from are already durable.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use auspex_core::{Fingerprint, IncidentId, Signal};
@@ -35,6 +36,8 @@ use crate::notify::{self, Event};
 pub struct Hub {
     corr: Mutex<Correlator>,
     dirty: Mutex<BTreeSet<IncidentId>>,
+    /// Notifications delivered, and given up on after every retry.
+    notified: [AtomicU64; 2],
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -42,6 +45,77 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
+    /// The incident metrics in the Prometheus text format: what the correlator did with each
+    /// signal (so `1 - rate(auspex_incidents_opened_total) / rate(auspex_incident_signals_total)`
+    /// is the live compression), incidents in memory by status, and notification outcomes.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let (st, by_status) = {
+            let c = lock(&self.corr);
+            let mut n = [0u64; 3];
+            for i in c.incidents() {
+                n[i.status as usize] += 1;
+            }
+            (c.stats, n)
+        };
+        let counter = |out: &mut String, name: &str, help: &str, rows: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, v) in rows {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        counter(
+            out,
+            "auspex_incident_signals_total",
+            "Signal occurrences folded into incidents.",
+            &[("", st.signals)],
+        );
+        counter(
+            out,
+            "auspex_incidents_opened_total",
+            "Incidents opened by the correlator.",
+            &[("", st.opened)],
+        );
+        counter(
+            out,
+            "auspex_incident_joins_total",
+            "Signals that joined an open incident, by relation.",
+            &[
+                ("{relation=\"co_onset\"}", st.joined_co_onset),
+                ("{relation=\"label\"}", st.joined_label),
+                ("{relation=\"topology\"}", st.joined_topology),
+            ],
+        );
+        counter(
+            out,
+            "auspex_incident_repeats_total",
+            "Repeats counted in their incident instead of a new signal.",
+            &[("{kind=\"duplicate\"}", st.repeats), ("{kind=\"flapping\"}", st.flapping_repeats)],
+        );
+        counter(
+            out,
+            "auspex_incidents_evicted_total",
+            "Incidents let go from memory (max_incidents).",
+            &[("", st.evicted)],
+        );
+        counter(
+            out,
+            "auspex_notifications_total",
+            "Incident notifications, by outcome (failed: after every retry).",
+            &[
+                ("{outcome=\"delivered\"}", self.notified[0].load(Relaxed)),
+                ("{outcome=\"failed\"}", self.notified[1].load(Relaxed)),
+            ],
+        );
+        let _ = writeln!(
+            out,
+            "# HELP auspex_incidents Incidents held in memory, by status.\n# TYPE auspex_incidents gauge"
+        );
+        for (i, s) in [Status::Open, Status::Acknowledged, Status::Resolved].iter().enumerate() {
+            let _ = writeln!(out, "auspex_incidents{{status=\"{}\"}} {}", s.as_str(), by_status[i]);
+        }
+    }
+
     /// A hub for the configuration; the topology file is read here.
     pub fn new(cfg: &crate::Config) -> Result<Self, String> {
         let topo = if cfg.incidents.topology.is_empty() {
@@ -53,6 +127,7 @@ impl Hub {
         Ok(Self {
             corr: Mutex::new(Correlator::new(cfg.incidents.correlator(), topo)),
             dirty: Mutex::new(BTreeSet::new()),
+            notified: Default::default(),
         })
     }
 
@@ -207,7 +282,9 @@ async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident
             Ok(n) => ("notified", format!("{name}: {} delivered ({n} attempt(s))", ev.as_str())),
             Err(e) => ("notify_failed", format!("{name}: {} not delivered: {e}", ev.as_str())),
         };
-        if what == "notify_failed" {
+        let failed = what == "notify_failed";
+        app.incidents.notified[usize::from(failed)].fetch_add(1, Relaxed);
+        if failed {
             eprintln!("auspex: incident {}: {detail}", inc.id);
         }
         {
