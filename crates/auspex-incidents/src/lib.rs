@@ -22,7 +22,11 @@
 //!    hub (more than `hub_factor` × the mean number of neighbours: every fault reaches the
 //!    front door, so a link through it says little); the last two count only
 //!    for members that started at most `window` before it. Ties go to the most recent member.
-//!    Unrelated signals open a new incident.
+//!    Unrelated signals open a new incident. With `onset_hops` set, co-onset also needs the
+//!    services to be at most that many topology links apart (for large estates).
+//!
+//! Each incident's members are indexed by group-label value and service (`index.rs`), so the
+//! cost of a signal does not grow with the members of the open incidents.
 //!
 //! Lifecycle: open → acknowledged → resolved. Resolution is by hand, or automatic once every
 //! signal of the incident has ended and `resolve_after` has passed since the last end.
