@@ -77,7 +77,7 @@ pub struct LoadReport {
     pub observe_p99_us: f64,
     /// Slowest, µs.
     pub observe_max_us: f64,
-    /// Most incidents held in memory at once.
+    /// Most incidents held in memory at once (sampled at every 1 % of the replay).
     pub peak_incidents: usize,
     /// Incidents let go for the memory bound.
     pub evicted: u64,
