@@ -339,6 +339,8 @@ fn within_counts_links_and_does_not_cross_hubs() {
     // The front door can be reached but not crossed.
     assert_eq!(names(t.within("db0", 4, |x| x == "front")).as_deref(), Some("db0 front svc0"));
     assert_eq!(t.within("nowhere", 2, |_| false), None);
+    // Any number of hops ends once nothing new is reachable.
+    assert_eq!(t.within("db0", usize::MAX, |_| false).map(|b| b.len()), Some(7));
     assert_eq!(t.neighbours("svc1").collect::<Vec<_>>(), ["db1", "front"]);
 }
 

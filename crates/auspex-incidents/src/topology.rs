@@ -141,6 +141,9 @@ impl Topology {
         let mut seen: BTreeSet<&str> = BTreeSet::from([start.as_str()]);
         let mut frontier = vec![start.as_str()];
         for _ in 0..hops {
+            if frontier.is_empty() {
+                break;
+            }
             let mut next = Vec::new();
             for s in frontier {
                 for n in self.neighbours(s) {
