@@ -231,6 +231,12 @@ pub fn incident_load(a: &IncidentLoadArgs) -> CmdResult {
         span_ms: span.as_millis().min(i64::MAX as u128) as i64,
         ..LoadConfig::default()
     };
+    if a.services > 1_000_000 || a.faults.saturating_add(a.background) > 10_000_000 {
+        return Err(anyhow::anyhow!(
+            "--services is at most 1000000 and --faults + --background at most 10000000 (the load is held in memory)"
+        )
+        .into());
+    }
     if cfg.services < 2 || cfg.span_ms < 1 {
         return Err(anyhow::anyhow!(
             "--services must be at least 2 and --span positive (got {} and {:?})",

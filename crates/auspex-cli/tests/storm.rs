@@ -202,6 +202,7 @@ fn incident_load_reports_speed_quality_and_keeps_its_memory_bound() {
         (&["--services", "1"][..], "--services"),
         (&["--span", "soon"][..], "--span \"soon\""),
         (&["--max-incidents", "0"][..], "--max-incidents"),
+        (&["--background", "20000000"][..], "at most"),
     ] {
         let (code, err, _) = load(&dir, args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
