@@ -137,12 +137,20 @@ pub fn storm(a: &StormArgs) -> CmdResult {
     correlator.window_ms = dur("window", &a.window, correlator.window_ms)?;
     correlator.burst_ms = dur("burst", &a.burst, correlator.burst_ms)?;
     correlator.onset_hops = a.onset_hops;
+    let eval_ms = dur("eval-interval", &a.eval_interval, 0)?;
+    if eval_ms > 3_600_000 {
+        return Err(anyhow::anyhow!(
+            "--eval-interval is at most 1h (got {})",
+            a.eval_interval.as_deref().unwrap_or("")
+        )
+        .into());
+    }
     let cfg = StormConfig {
         seed: a.seed,
         cases: a.cases,
         background: a.background,
         rules: if a.rules == "p99" { Rules::P99 } else { Rules::MaxPlus20 },
-        eval_ms: dur("eval-interval", &a.eval_interval, 0)?,
+        eval_ms,
         correlator,
     };
     let r = run(&a.data, &cfg).with_context(|| {

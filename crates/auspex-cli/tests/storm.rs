@@ -150,6 +150,14 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
         assert!(f[0].ends_with(".00") && f[1].ends_with(".00"), "not on a tick: {l}");
     }
     refuses_duration(&dir, "--eval-interval", "often");
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", "--eval-interval", "2h", "--data"])
+            .arg(&dir),
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 1h"));
 }
 
 /// Runs `auspex bench incidents ARGS... --json FILE`; the exit code, stderr and the figures.
