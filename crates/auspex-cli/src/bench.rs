@@ -107,6 +107,68 @@ pub fn detect(a: &BenchDetectArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `bench storm --seeds N`: one line per seed and the medians, with the seeds on which
+/// Auspex is purer than time alone at its own compression.
+fn storm_seeds(a: &StormArgs, cfg: &auspex_bench::storm::StormConfig) -> CmdResult {
+    use auspex_bench::storm::{StormConfig, run};
+    if a.plot.is_some() || a.assignments.is_some() {
+        return Err(anyhow::anyhow!("--plot and --assignments take one seed (drop --seeds)").into());
+    }
+    let median = |mut v: Vec<f64>| -> Option<f64> {
+        v.retain(|x| x.is_finite());
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    };
+    let fmt = |x: Option<f64>| x.map_or("none".to_string(), |x| format!("{x:.3}"));
+    let mut rows = Vec::new();
+    for seed in a.seed..a.seed.saturating_add(a.seeds) {
+        let r = run(&a.data, &StormConfig { seed, ..cfg.clone() }).with_context(|| {
+            format!("bench storm on {} (is it a PetShop-shaped folder?)", a.data.display())
+        })?;
+        let gain = r.time_only_interpolated.map(|p| r.auspex.purity - p);
+        let t95 = r.time_only_at_purity_95.map(|(_, g)| g.compression);
+        say(&format!(
+            "seed={seed} alerts={} best_possible_compression={:.3} auspex_compression={:.3} auspex_purity={:.3} time_only_interpolated_purity={} gain={} time_only_at_purity_0.95_compression={}",
+            r.alerts,
+            r.best_compression,
+            r.auspex.compression,
+            r.auspex.purity,
+            fmt(r.time_only_interpolated),
+            fmt(gain),
+            fmt(t95)
+        ))?;
+        rows.push(json!({"seed": seed, "alerts": r.alerts, "best_compression": r.best_compression,
+            "auspex": {"incidents": r.auspex.incidents, "compression": r.auspex.compression, "purity": r.auspex.purity},
+            "time_only_interpolated_purity": r.time_only_interpolated, "gain": gain,
+            "time_only_at_purity_95_compression": t95}));
+    }
+    let col = |f: &dyn Fn(&Value) -> Option<f64>| median(rows.iter().filter_map(f).collect());
+    let ahead = rows.iter().filter(|r| r["gain"].as_f64().is_some_and(|g| g > 0.0)).count();
+    let m_c = col(&|r| r["auspex"]["compression"].as_f64());
+    let m_p = col(&|r| r["auspex"]["purity"].as_f64());
+    let m_t = col(&|r| r["time_only_interpolated_purity"].as_f64());
+    let m_g = col(&|r| r["gain"].as_f64());
+    say(&format!(
+        "median seeds={} auspex_compression={} auspex_purity={} time_only_interpolated_purity={} gain={} purer_than_time_only={ahead}/{}",
+        rows.len(),
+        fmt(m_c),
+        fmt(m_p),
+        fmt(m_t),
+        fmt(m_g),
+        rows.len()
+    ))?;
+    write_json(
+        a.json.as_deref(),
+        &json!({"bench": "storm", "data": a.data, "rules": a.rules, "seeds": rows,
+        "median": {"auspex_compression": m_c, "auspex_purity": m_p, "time_only_interpolated_purity": m_t,
+                   "gain": m_g, "purer_than_time_only": ahead},
+        "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000,
+        "onset_hops": cfg.correlator.onset_hops, "eval_interval_s": cfg.eval_ms / 1000}),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The lines both alert benchmarks print: the ceiling, Auspex, and time alone.
 fn say_groupings(
     best: f64,
@@ -153,6 +215,9 @@ pub fn storm(a: &StormArgs) -> CmdResult {
         eval_ms,
         correlator,
     };
+    if a.seeds > 1 {
+        return storm_seeds(a, &cfg);
+    }
     let r = run(&a.data, &cfg).with_context(|| {
         format!("bench storm on {} (is it a PetShop-shaped folder?)", a.data.display())
     })?;

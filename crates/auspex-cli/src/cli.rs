@@ -466,6 +466,10 @@ pub struct StormArgs {
     /// Seed for the case order, spacing, jitter and background choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Run this many seeds (from --seed on): a line per seed, then the medians and on how many
+    /// seeds Auspex is purer than time alone at its own compression.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub seeds: u64,
     /// Cases to overlay (0: all in the folder).
     #[arg(long, default_value_t = 0)]
     pub cases: usize,

@@ -113,6 +113,23 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
     assert_eq!((a.0.as_str(), c.0.as_str()), ("a", "c"), "{text}");
     assert_ne!(a.1, c.1, "two sources: {text}");
     assert_ne!(a.2, c.2, "two incidents: {text}");
+    // Several seeds: a line each, then the medians (every seed keeps the faults apart).
+    let (stdout, v) = storm(&dir, &json, &["--seeds", "3"]);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("seed=")).count(), 3, "{stdout}");
+    assert!(
+        stdout.contains("median seeds=3 auspex_compression=0.000 auspex_purity=1.000"),
+        "{stdout}"
+    );
+    assert_eq!(v["seeds"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["median"]["auspex_purity"], 1.0);
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", "--seeds", "2", "--plot", "x.svg", "--data"])
+            .arg(&dir),
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one seed"));
     // Eager rules (normal 99th percentile) raise at least as many alerts.
     let (_, v) = storm(&dir, &json, &["--rules", "p99"]);
     assert_eq!(v["rules"], "p99");
