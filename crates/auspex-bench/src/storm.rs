@@ -114,6 +114,15 @@ pub struct StormReport {
     /// The most time alone can compress at purity ≥ 0.95 (windows in whole seconds up to an
     /// hour), with that window in seconds: the target's operating point for the baseline.
     pub time_only_at_purity_95: Option<(i64, Grouping)>,
+    /// Alertmanager-style grouping (simulated): `group_by: [service]`, one group per service
+    /// while any of its alerts fires or resolved less than `group_interval` (5 min) ago.
+    pub group_by_service: Grouping,
+    /// The same with `group_by: [alertname]`.
+    pub group_by_alertname: Grouping,
+    /// Time alone's purity at exactly `group_by_service`'s compression (windows in whole
+    /// seconds up to an hour, interpolated): where Alertmanager's grouping sits against the
+    /// same baseline as Auspex.
+    pub time_only_at_group_by_service: Option<f64>,
     /// Every alert of the storm (sorted by start) with the correlator's incident for it
     /// (incidents numbered in order of opening).
     pub assignments: Vec<(StormAlert, usize)>,
@@ -412,6 +421,34 @@ pub fn time_only(alerts: &[StormAlert], window: i64) -> Vec<usize> {
         .collect()
 }
 
+/// Groups as Alertmanager's `group_by: [label]` does: alerts with the same value share a
+/// group while the group is alive, that is while one of its alerts fires or ended less than
+/// `linger` ago (Alertmanager keeps a resolved alert for its group interval); a start after
+/// that opens a new group. Alerts without the label share one group per episode.
+pub fn group_by(alerts: &[StormAlert], label: &str, linger: i64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..alerts.len()).collect();
+    let key = |i: usize| alerts[i].signal.labels.get(label).unwrap_or("");
+    order.sort_by(|&a, &b| {
+        key(a).cmp(key(b)).then(alerts[a].signal.start.cmp(&alerts[b].signal.start))
+    });
+    let mut assign = vec![0; alerts.len()];
+    let mut g = 0;
+    let mut alive: Option<(&str, i64)> = None;
+    for i in order {
+        let s = &alerts[i].signal;
+        let until = s.end.unwrap_or(i64::MAX).saturating_add(linger);
+        match &mut alive {
+            Some((k, u)) if *k == key(i) && s.start <= *u => *u = (*u).max(until),
+            _ => {
+                g += 1;
+                alive = Some((key(i), until));
+            }
+        }
+        assign[i] = g;
+    }
+    assign
+}
+
 /// Writes `start_min,end_min,service,metric,statistic,source,incident` rows (RFC 4180; minutes
 /// from the storm's origin; source `-1` is background).
 pub fn write_assignments<W: std::io::Write>(
@@ -566,6 +603,7 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
     let auspex = score(&assign, &alerts);
     let time_only_same = score(&time_only(&alerts, cfg.correlator.window_ms), &alerts);
     let (matched, interpolated) = time_only_matched(&alerts, auspex.compression, MIN, 24 * 60);
+    let by_service = score(&group_by(&alerts, "service", 5 * MIN), &alerts);
     let span = alerts.iter().filter_map(|a| a.signal.end).max().unwrap_or(0)
         - alerts.first().map_or(0, |a| a.signal.start);
     let mut sources: Vec<Option<usize>> = alerts.iter().map(|a| a.source).collect();
@@ -581,6 +619,15 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
         time_only_matched: matched,
         time_only_interpolated: interpolated,
         time_only_at_purity_95: at_purity(&alerts, 0.95),
+        group_by_service: by_service,
+        time_only_at_group_by_service: time_only_matched(
+            &alerts,
+            by_service.compression,
+            1_000,
+            3_600,
+        )
+        .1,
+        group_by_alertname: score(&group_by(&alerts, "alertname", 5 * MIN), &alerts),
         best_compression: 1.0 - sources.len() as f64 / alerts.len().max(1) as f64,
         assignments: alerts.into_iter().zip(assign).collect(),
     })
@@ -604,6 +651,25 @@ mod tests {
         assert!((g.purity - 2.0 / 3.0).abs() < 1e-12);
         let g = score(&[0, 0, 1], &alerts);
         assert_eq!((g.incidents, g.purity), (2, 1.0));
+    }
+
+    #[test]
+    fn group_by_keeps_a_group_while_it_fires_or_lingers() {
+        // x fires 0-5, again at 8 (within 5 of its end: same group) and at 20 (a new group);
+        // y is its own group.
+        let v = vec![
+            a("x", 0, 5, Some(0)),
+            a("y", 1, 2, None),
+            a("x", 8, 9, Some(1)),
+            a("x", 20, 21, Some(1)),
+        ];
+        let g = group_by(&v, "service", 5);
+        assert_eq!(g[0], g[2]);
+        assert_ne!(g[0], g[1]);
+        assert_ne!(g[2], g[3]);
+        assert_eq!(score(&g, &v).incidents, 3);
+        // Every storm alert has the same alertname per metric: one group for all that overlap.
+        assert_eq!(score(&group_by(&v, "alertname", 5), &v).incidents, 2);
     }
 
     #[test]

@@ -128,20 +128,25 @@ fn storm_seeds(a: &StormArgs, cfg: &auspex_bench::storm::StormConfig) -> CmdResu
         })?;
         let gain = r.time_only_interpolated.map(|p| r.auspex.purity - p);
         let t95 = r.time_only_at_purity_95.map(|(_, g)| g.compression);
+        let am_gain = r.time_only_at_group_by_service.map(|p| r.group_by_service.purity - p);
         say(&format!(
-            "seed={seed} alerts={} best_possible_compression={:.3} auspex_compression={:.3} auspex_purity={:.3} time_only_interpolated_purity={} gain={} time_only_at_purity_0.95_compression={}",
+            "seed={seed} alerts={} best_possible_compression={:.3} auspex_compression={:.3} auspex_purity={:.3} time_only_interpolated_purity={} gain={} time_only_at_purity_0.95_compression={} alertmanager_group_by_service={:.3}/{:.3} alertmanager_gain={}",
             r.alerts,
             r.best_compression,
             r.auspex.compression,
             r.auspex.purity,
             fmt(r.time_only_interpolated),
             fmt(gain),
-            fmt(t95)
+            fmt(t95),
+            r.group_by_service.compression,
+            r.group_by_service.purity,
+            fmt(am_gain)
         ))?;
         rows.push(json!({"seed": seed, "alerts": r.alerts, "best_compression": r.best_compression,
             "auspex": {"incidents": r.auspex.incidents, "compression": r.auspex.compression, "purity": r.auspex.purity},
             "time_only_interpolated_purity": r.time_only_interpolated, "gain": gain,
-            "time_only_at_purity_95_compression": t95}));
+            "time_only_at_purity_95_compression": t95,
+            "alertmanager_group_by_service": {"compression": r.group_by_service.compression, "purity": r.group_by_service.purity, "gain": am_gain}}));
     }
     let col = |f: &dyn Fn(&Value) -> Option<f64>| median(rows.iter().filter_map(f).collect());
     let ahead = rows.iter().filter(|r| r["gain"].as_f64().is_some_and(|g| g > 0.0)).count();
@@ -149,20 +154,27 @@ fn storm_seeds(a: &StormArgs, cfg: &auspex_bench::storm::StormConfig) -> CmdResu
     let m_p = col(&|r| r["auspex"]["purity"].as_f64());
     let m_t = col(&|r| r["time_only_interpolated_purity"].as_f64());
     let m_g = col(&|r| r["gain"].as_f64());
+    let m_ac = col(&|r| r["alertmanager_group_by_service"]["compression"].as_f64());
+    let m_ap = col(&|r| r["alertmanager_group_by_service"]["purity"].as_f64());
+    let m_ag = col(&|r| r["alertmanager_group_by_service"]["gain"].as_f64());
     say(&format!(
-        "median seeds={} auspex_compression={} auspex_purity={} time_only_interpolated_purity={} gain={} purer_than_time_only={ahead}/{}",
+        "median seeds={} auspex_compression={} auspex_purity={} time_only_interpolated_purity={} gain={} purer_than_time_only={ahead}/{} alertmanager_group_by_service={}/{} alertmanager_gain={}",
         rows.len(),
         fmt(m_c),
         fmt(m_p),
         fmt(m_t),
         fmt(m_g),
-        rows.len()
+        rows.len(),
+        fmt(m_ac),
+        fmt(m_ap),
+        fmt(m_ag)
     ))?;
     write_json(
         a.json.as_deref(),
         &json!({"bench": "storm", "data": a.data, "rules": a.rules, "seeds": rows,
         "median": {"auspex_compression": m_c, "auspex_purity": m_p, "time_only_interpolated_purity": m_t,
-                   "gain": m_g, "purer_than_time_only": ahead},
+                   "gain": m_g, "purer_than_time_only": ahead,
+                   "alertmanager_group_by_service": {"compression": m_ac, "purity": m_ap, "gain": m_ag}},
         "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000,
         "onset_hops": cfg.correlator.onset_hops, "eval_interval_s": cfg.eval_ms / 1000}),
     )?;
@@ -250,6 +262,16 @@ pub fn storm(a: &StormArgs) -> CmdResult {
             r.auspex.compression
         ))?;
     }
+    for (name, g, t) in [
+        ("alertmanager_group_by_service", &r.group_by_service, r.time_only_at_group_by_service),
+        ("alertmanager_group_by_alertname", &r.group_by_alertname, None),
+    ] {
+        let vs = t.map(|p| format!(" time_only_interpolated_purity={p:.3}")).unwrap_or_default();
+        say(&format!(
+            "{name} incidents={} compression={:.3} purity={:.3}{vs}",
+            g.incidents, g.compression, g.purity
+        ))?;
+    }
     if let Some(path) = &a.plot {
         let title = format!(
             "alert storm: {} cases, seed {}: {} alerts in {} incidents, purity {:.3}",
@@ -285,6 +307,9 @@ pub fn storm(a: &StormArgs) -> CmdResult {
             v["window_s"] = json!(w);
             v
         }),
+        "alertmanager_group_by_service": g(&r.group_by_service),
+        "time_only_at_alertmanager_group_by_service": r.time_only_at_group_by_service,
+        "alertmanager_group_by_alertname": g(&r.group_by_alertname),
         "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000,
         "onset_hops": cfg.correlator.onset_hops,
         "eval_interval_s": cfg.eval_ms / 1000}),

@@ -71,6 +71,9 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
         let (stdout, v) = storm(&dir, &json, &["--seed", seed]);
         assert!(stdout.contains("auspex incidents=2"), "{stdout}");
         assert_eq!(v["alerts"], 2);
+        // Alertmanager-style group_by [service]: two services, two groups.
+        assert_eq!(v["alertmanager_group_by_service"]["incidents"], 2, "{v}");
+        assert!(stdout.contains("alertmanager_group_by_alertname incidents="), "{stdout}");
         assert_eq!(
             (v["auspex"]["incidents"].as_u64(), v["auspex"]["purity"].as_f64()),
             (Some(2), Some(1.0))
