@@ -211,6 +211,10 @@ pub fn storm(a: &StormArgs) -> CmdResult {
     correlator.window_ms = dur("window", &a.window, correlator.window_ms)?;
     correlator.burst_ms = dur("burst", &a.burst, correlator.burst_ms)?;
     correlator.onset_hops = a.onset_hops;
+    correlator.flap_window_ms = dur("flap-window", &a.flap_window, correlator.flap_window_ms)?;
+    if let Some(n) = a.flap_threshold {
+        correlator.flap_threshold = n as usize;
+    }
     let eval_ms = dur("eval-interval", &a.eval_interval, 0)?;
     if eval_ms > 3_600_000 {
         return Err(anyhow::anyhow!(
@@ -312,6 +316,7 @@ pub fn storm(a: &StormArgs) -> CmdResult {
         "alertmanager_group_by_alertname": g(&r.group_by_alertname),
         "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000,
         "onset_hops": cfg.correlator.onset_hops,
+        "flap_threshold": cfg.correlator.flap_threshold, "flap_window_s": cfg.correlator.flap_window_ms / 1000,
         "eval_interval_s": cfg.eval_ms / 1000}),
     )?;
     Ok(ExitCode::SUCCESS)

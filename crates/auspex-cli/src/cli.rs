@@ -495,6 +495,13 @@ pub struct StormArgs {
     /// [default: any distance].
     #[arg(long)]
     pub onset_hops: Option<usize>,
+    /// Starts within the flap window that make a signal flapping (as `[incidents]
+    /// flap_threshold`) [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1000))]
+    pub flap_threshold: Option<u64>,
+    /// The flap window (as `[incidents] flap_window`, e.g. 15m) [default: 30m].
+    #[arg(long)]
+    pub flap_window: Option<String>,
     /// Also draw the storm as an SVG timeline: a bar per alert, grouped by incident, coloured by
     /// its true source case.
     #[arg(long)]

@@ -170,6 +170,16 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
         assert!(f[0].ends_with(".00") && f[1].ends_with(".00"), "not on a tick: {l}");
     }
     refuses_duration(&dir, "--eval-interval", "often");
+    refuses_duration(&dir, "--flap-window", "never");
+    let (_, v) = storm(&dir, &json, &["--flap-threshold", "4", "--flap-window", "10m"]);
+    assert_eq!((v["flap_threshold"].as_u64(), v["flap_window_s"].as_u64()), (Some(4), Some(600)));
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_auspex"))
+            .args(["bench", "storm", "--flap-threshold", "1", "--data"])
+            .arg(&dir),
+    )
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a signal cannot flap alone");
     let out = output(
         Command::new(env!("CARGO_BIN_EXE_auspex"))
             .args(["bench", "storm", "--eval-interval", "2h", "--data"])
