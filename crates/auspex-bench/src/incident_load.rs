@@ -16,13 +16,13 @@
 //! (the server's default is 5 s).
 
 use std::collections::BTreeSet;
-use std::time::Instant;
 
 use auspex_core::{Explanation, Labels, Signal, SignalKind};
 use auspex_incidents::{Config, Correlator, Edge, Topology};
 
 use crate::storm::{
-    Grouping, StormAlert, events, merge_overlaps, score, time_only, time_only_matched,
+    Grouping, StormAlert, best_compression, merge_overlaps, replay, score, time_only,
+    time_only_matched,
 };
 use crate::synth::SplitMix;
 
@@ -161,72 +161,32 @@ pub fn generate(cfg: &LoadConfig) -> (Topology, Vec<StormAlert>) {
     (topo, merge_overlaps(alerts))
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
 /// Generates the load and replays it; `progress` is called with the share done (0–1).
 pub fn run(cfg: &LoadConfig, mut progress: impl FnMut(f64)) -> LoadReport {
     let (topo, alerts) = generate(cfg);
     let mut c = Correlator::new(cfg.correlator.clone(), topo);
-    let events = events(&alerts);
-    let mut assign = vec![usize::MAX; alerts.len()];
-    let mut ids = std::collections::HashMap::new();
-    let mut lat = Vec::with_capacity(alerts.len());
-    let mut next_tick = i64::MIN;
     let mut peak = 0usize;
-    let mut busy = 0f64;
-    let step = (events.len() / 100).max(1);
-    for (n, &(t, kind, i)) in events.iter().enumerate() {
-        let mut s = alerts[i].signal.clone();
-        let t0 = Instant::now();
-        if t >= next_tick {
-            c.tick(t);
-            next_tick = t + cfg.tick_ms.max(1);
-        }
-        if kind == 1 {
-            s.end = None;
-            let o = Instant::now();
-            let ch = c.observe(&s);
-            lat.push(o.elapsed().as_secs_f64() * 1e6);
-            if let Some(ch) = ch.first() {
-                let k = ids.len();
-                assign[i] = *ids.entry(ch.id().0).or_insert(k);
-            }
-        } else {
-            c.observe(&s);
-        }
-        busy += t0.elapsed().as_secs_f64();
-        if n % step == 0 {
+    let r = replay(&alerts, &mut c, cfg.tick_ms.max(1), |n, total, c| {
+        if n % (total / 100).max(1) == 0 {
             peak = peak.max(c.incidents().count());
-            progress(n as f64 / events.len() as f64);
+            progress(n as f64 / total as f64);
         }
-    }
-    // Alerts that changed no incident (a duplicate of a still-open one) count in their own group.
-    for a in assign.iter_mut().filter(|a| **a == usize::MAX) {
-        *a = ids.len();
-        ids.insert(u64::MAX - ids.len() as u64, ids.len());
-    }
+    });
+    let mut lat = r.observe_us;
     lat.sort_by(f64::total_cmp);
-    let grouping = score(&assign, &alerts);
+    let grouping = score(&r.assign, &alerts);
     LoadReport {
         alerts: alerts.len(),
-        seconds: busy,
-        alerts_per_s: alerts.len() as f64 / busy.max(1e-9),
-        observe_p50_us: quantile(&lat, 0.5),
-        observe_p99_us: quantile(&lat, 0.99),
+        seconds: r.busy_s,
+        alerts_per_s: alerts.len() as f64 / r.busy_s.max(1e-9),
+        observe_p50_us: crate::percentile(&lat, 0.5),
+        observe_p99_us: crate::percentile(&lat, 0.99),
         observe_max_us: lat.last().copied().unwrap_or(0.0),
         peak_incidents: peak,
         evicted: c.stats.evicted,
         grouping,
         time_only: score(&time_only(&alerts, cfg.correlator.window_ms), &alerts),
         time_only_interpolated: time_only_matched(&alerts, grouping.compression, 1_000, 3_600).1,
-        best_compression: {
-            let sources: std::collections::HashSet<_> = alerts.iter().map(|a| a.source).collect();
-            1.0 - sources.len() as f64 / alerts.len().max(1) as f64
-        },
+        best_compression: best_compression(&alerts),
     }
 }

@@ -19,3 +19,14 @@ pub mod rca;
 pub mod series_csv;
 pub mod storm;
 pub mod synth;
+
+pub use auspex_rca::baseline::median_sorted;
+
+/// The `p` quantile (0–1) of sorted values, nearest rank (0 when empty).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::Instant;
 
 use auspex_core::{Explanation, Labels, Signal, SignalKind};
 use auspex_incidents::{Config, Correlator, Topology, signal_title};
@@ -369,9 +370,35 @@ pub(crate) fn score(assign: &[usize], alerts: &[StormAlert]) -> Grouping {
     }
 }
 
-/// The replay order: `(time, 1, i)` for the start of alert `i` (as an active signal) and
-/// `(time, 0, i)` for its end, sorted by time (ends before starts at the same instant).
-pub(crate) fn events(alerts: &[StormAlert]) -> Vec<(i64, u8, usize)> {
+/// The highest compression any grouping of `alerts` reaches at purity 1: one group per source.
+pub(crate) fn best_compression(alerts: &[StormAlert]) -> f64 {
+    let mut sources: Vec<Option<usize>> = alerts.iter().map(|a| a.source).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    1.0 - sources.len() as f64 / alerts.len().max(1) as f64
+}
+
+/// What a replay measured besides the grouping.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Replay {
+    /// Each alert's incident (numbered in order of opening; `usize::MAX` if none changed).
+    pub assign: Vec<usize>,
+    /// Seconds spent in the correlator (observe and tick).
+    pub busy_s: f64,
+    /// Time of each `observe` of a new alert, µs, in replay order.
+    pub observe_us: Vec<f64>,
+}
+
+/// Replays `alerts` through `c` in time order: each start as an active signal, each end as
+/// the same signal ended (ends first at the same instant). The correlator is ticked before an
+/// event once `tick_ms` has passed since the last tick (0: before every event).
+/// `each(done, total, c)` is called after every event.
+pub(crate) fn replay(
+    alerts: &[StormAlert],
+    c: &mut Correlator,
+    tick_ms: i64,
+    mut each: impl FnMut(usize, usize, &Correlator),
+) -> Replay {
     let mut events: Vec<(i64, u8, usize)> = Vec::with_capacity(alerts.len() * 2);
     for (i, a) in alerts.iter().enumerate() {
         events.push((a.signal.start, 1, i));
@@ -380,28 +407,38 @@ pub(crate) fn events(alerts: &[StormAlert]) -> Vec<(i64, u8, usize)> {
         }
     }
     events.sort_unstable();
-    events
-}
-
-/// Replays the storm through the correlator: each alert's incident (by index).
-pub fn correlate(alerts: &[StormAlert], cfg: Config, topo: Topology) -> Vec<usize> {
-    let mut c = Correlator::new(cfg, topo);
     let mut ids: HashMap<u64, usize> = HashMap::new();
-    let mut assign = vec![usize::MAX; alerts.len()];
-    for (t, kind, i) in events(alerts) {
-        c.tick(t);
+    let mut out = Replay { assign: vec![usize::MAX; alerts.len()], ..Replay::default() };
+    let mut next_tick = i64::MIN;
+    for (n, &(t, kind, i)) in events.iter().enumerate() {
         let mut s = alerts[i].signal.clone();
+        let t0 = Instant::now();
+        if t >= next_tick {
+            c.tick(t);
+            next_tick = t.saturating_add(tick_ms.max(0));
+        }
         if kind == 1 {
             s.end = None;
-            if let Some(ch) = c.observe(&s).first() {
-                let n = ids.len();
-                assign[i] = *ids.entry(ch.id().0).or_insert(n);
+            let o = Instant::now();
+            let changes = c.observe(&s);
+            out.observe_us.push(o.elapsed().as_secs_f64() * 1e6);
+            if let Some(ch) = changes.first() {
+                let k = ids.len();
+                out.assign[i] = *ids.entry(ch.id().0).or_insert(k);
             }
         } else {
             c.observe(&s);
         }
+        out.busy_s += t0.elapsed().as_secs_f64();
+        each(n + 1, events.len(), c);
     }
-    assign
+    out
+}
+
+/// Replays the storm through the correlator, ticking it before every event: each alert's
+/// incident (by index).
+pub fn correlate(alerts: &[StormAlert], cfg: Config, topo: Topology) -> Vec<usize> {
+    replay(alerts, &mut Correlator::new(cfg, topo), 0, |_, _, _| {}).assign
 }
 
 /// Groups by time alone: a new group when an alert starts more than `window` after the
@@ -609,9 +646,6 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
     let by_service = score(&group_by(&alerts, "service", 5 * MIN), &alerts);
     let span = alerts.iter().filter_map(|a| a.signal.end).max().unwrap_or(0)
         - alerts.first().map_or(0, |a| a.signal.start);
-    let mut sources: Vec<Option<usize>> = alerts.iter().map(|a| a.source).collect();
-    sources.sort();
-    sources.dedup();
     Ok(StormReport {
         cases,
         alerts: alerts.len(),
@@ -631,7 +665,7 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
         )
         .1,
         group_by_alertname: score(&group_by(&alerts, "alertname", 5 * MIN), &alerts),
-        best_compression: 1.0 - sources.len() as f64 / alerts.len().max(1) as f64,
+        best_compression: best_compression(&alerts),
         assignments: alerts.into_iter().zip(assign).collect(),
     })
 }

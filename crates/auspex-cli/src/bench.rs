@@ -117,8 +117,7 @@ fn storm_seeds(a: &StormArgs, cfg: &auspex_bench::storm::StormConfig) -> CmdResu
     let median = |mut v: Vec<f64>| -> Option<f64> {
         v.retain(|x| x.is_finite());
         v.sort_by(f64::total_cmp);
-        let n = v.len();
-        (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+        (!v.is_empty()).then(|| auspex_bench::median_sorted(&v))
     };
     let fmt = |x: Option<f64>| x.map_or("none".to_string(), |x| format!("{x:.3}"));
     let mut rows = Vec::new();

@@ -104,14 +104,6 @@ fn vm_hwm_mib(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 pub fn run(a: &RemoteWriteArgs) -> CmdResult {
     if a.series == 0 || a.concurrency == 0 || a.duration.is_nan() || a.duration <= 0.0 {
         return Err(Failure::input(anyhow!(
@@ -250,7 +242,7 @@ pub fn run(a: &RemoteWriteArgs) -> CmdResult {
         Some(pid) => vm_hwm_mib(pid).unwrap_or(0.0),
         None => peak_scraped / (1024.0 * 1024.0),
     };
-    let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+    let (p50, p99) = (auspex_bench::percentile(&lat, 0.5), auspex_bench::percentile(&lat, 0.99));
     say(&format!(
         "remote-write: accepted={rate:.0} samples/s rejected={rejected} p50_ms={p50:.3} p99_ms={p99:.3} target_peak_rss_mib={rss_mib:.1}"
     ))?;

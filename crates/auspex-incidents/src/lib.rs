@@ -601,6 +601,7 @@ impl Correlator {
         inc.last_signal = inc.last_signal.max(s.start);
         let title = signal_title(s);
         let room = inc.signals.len() < self.cfg.max_members;
+        let mut pushed = false;
         match inc.signals.iter_mut().find(|m| m.fingerprint == s.fingerprint) {
             Some(m) => {
                 m.id = s.id;
@@ -616,10 +617,7 @@ impl Correlator {
             }
             None if room => {
                 inc.signals.push(member(s, title.clone()));
-                let (g, l) = (&self.cfg.group_labels, &self.cfg.service_label);
-                if let Some(m) = inc.signals.last() {
-                    self.index.entry(hid).or_default().add(m, g, l);
-                }
+                pushed = true;
             }
             None => {}
         }
@@ -638,6 +636,9 @@ impl Correlator {
         } else {
             inc.record(max_t, s.start, "repeat", title);
             out.push(Change::Updated(hid));
+        }
+        if pushed {
+            self.index_last(hid);
         }
         self.escalation(hid, before, out);
     }
