@@ -105,6 +105,10 @@ pub struct StormReport {
     /// The highest compression any grouping can reach at purity 1: one incident per source
     /// (each case, and all background together).
     pub best_compression: f64,
+    /// The same with each background rule in an incident of its own: the highest compression
+    /// at purity 1 of a grouping that never puts unrelated noisy rules together (the truth
+    /// calls all background one source, so `best_compression` rewards gluing them).
+    pub best_compression_series_apart: f64,
     /// Time-only grouping with the smallest window that compresses at least as much as the
     /// correlator, and that window in minutes (`None` if no window up to 24 h does).
     pub time_only_matched: Option<(f64, Grouping)>,
@@ -372,10 +376,20 @@ pub(crate) fn score(assign: &[usize], alerts: &[StormAlert]) -> Grouping {
 
 /// The highest compression any grouping of `alerts` reaches at purity 1: one group per source.
 pub(crate) fn best_compression(alerts: &[StormAlert]) -> f64 {
-    let mut sources: Vec<Option<usize>> = alerts.iter().map(|a| a.source).collect();
-    sources.sort_unstable();
-    sources.dedup();
-    1.0 - sources.len() as f64 / alerts.len().max(1) as f64
+    ceiling(alerts, |a| (a.source, 0))
+}
+
+/// [`best_compression`] with each background rule (fingerprint) its own source.
+pub(crate) fn best_compression_series_apart(alerts: &[StormAlert]) -> f64 {
+    ceiling(alerts, |a| (a.source, if a.source.is_none() { a.signal.fingerprint.0 } else { 0 }))
+}
+
+/// Compression with one group per distinct `key`.
+fn ceiling(alerts: &[StormAlert], key: impl Fn(&StormAlert) -> (Option<usize>, u64)) -> f64 {
+    let mut groups: Vec<(Option<usize>, u64)> = alerts.iter().map(key).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    1.0 - groups.len() as f64 / alerts.len().max(1) as f64
 }
 
 /// What a replay measured besides the grouping.
@@ -666,6 +680,7 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
         .1,
         group_by_alertname: score(&group_by(&alerts, "alertname", 5 * MIN), &alerts),
         best_compression: best_compression(&alerts),
+        best_compression_series_apart: best_compression_series_apart(&alerts),
         assignments: alerts.into_iter().zip(assign).collect(),
     })
 }
@@ -752,6 +767,22 @@ mod tests {
             svg.find("y latency").unwrap(),
         );
         assert!(px < pz && pz < py, "{svg}");
+    }
+
+    #[test]
+    fn the_ceilings_count_sources_and_background_rules() {
+        let alerts = vec![
+            a("x", 0, 1, Some(0)),
+            a("y", 0, 1, Some(0)),
+            a("z", 0, 1, Some(1)),
+            a("n1", 0, 1, None),
+            a("n1", 5, 6, None),
+            a("n2", 0, 1, None),
+        ];
+        // Sources 0, 1 and background: 3 incidents for 6 alerts.
+        assert!((best_compression(&alerts) - 0.5).abs() < 1e-12);
+        // Background rules n1 and n2 apart: 4 incidents.
+        assert!((best_compression_series_apart(&alerts) - (1.0 - 4.0 / 6.0)).abs() < 1e-12);
     }
 
     #[test]

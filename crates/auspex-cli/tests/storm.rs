@@ -71,6 +71,16 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
         let (stdout, v) = storm(&dir, &json, &["--seed", seed]);
         assert!(stdout.contains("auspex incidents=2"), "{stdout}");
         assert_eq!(v["alerts"], 2);
+        // Two sources, no background: no grouping compresses at purity 1.
+        assert_eq!(
+            (v["best_compression"].as_f64(), v["best_compression_series_apart"].as_f64()),
+            (Some(0.0), Some(0.0)),
+            "{v}"
+        );
+        assert!(
+            stdout.contains("best_possible_compression_background_rules_apart=0.000"),
+            "{stdout}"
+        );
         // Alertmanager-style group_by [service]: two services, two groups.
         assert_eq!(v["alertmanager_group_by_service"]["incidents"], 2, "{v}");
         assert!(stdout.contains("alertmanager_group_by_alertname incidents="), "{stdout}");

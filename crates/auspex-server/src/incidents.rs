@@ -340,7 +340,7 @@ fn refuse((code, msg): Refusal) -> Response {
 
 fn parse_id(id: &str) -> Result<IncidentId, Refusal> {
     id.parse::<IncidentId>()
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("incident id {id:?}: {e} (16 hex digits)")))
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("incident id {id:?}: {e}")))
 }
 
 /// Query of `GET /auspex/v1/incidents`.
