@@ -29,6 +29,13 @@ struct Got {
 
 /// A tiny HTTP receiver on 127.0.0.1 answering every request with `status`.
 fn receiver(status: u16) -> (SocketAddr, Arc<Mutex<Vec<Got>>>) {
+    receiver_with(move |_| status)
+}
+
+/// A receiver answering its `n`-th request (from 0) with `status(n)`.
+fn receiver_with(
+    status: impl Fn(usize) -> u16 + Send + 'static,
+) -> (SocketAddr, Arc<Mutex<Vec<Got>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let got: Arc<Mutex<Vec<Got>>> = Arc::default();
@@ -59,7 +66,11 @@ fn receiver(status: u16) -> (SocketAddr, Arc<Mutex<Vec<Got>>>) {
             }
             let mut body = vec![0; len];
             let _ = r.read_exact(&mut body);
-            g.lock().unwrap().push(Got { path, headers, body });
+            let status = {
+                let mut g = g.lock().unwrap();
+                g.push(Got { path, headers, body });
+                status(g.len() - 1)
+            };
             let _ =
                 write!(c, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
@@ -371,6 +382,69 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
     assert_eq!(post(addr, &path, "{}").0, 400);
     let ack = format!("/auspex/v1/incidents/{mq}/ack");
     assert_eq!(post(addr, &ack, &json!({"signals": [fp_mq]}).to_string()).0, 400);
+}
+
+#[test]
+fn notifications_of_an_incident_arrive_in_order_and_pending_ones_are_bounded() {
+    // The first request fails: `opened` waits 400 ms for its retry; the incident is resolved
+    // by hand meanwhile, and `resolved` must not overtake it.
+    let (addr_r, got) = receiver_with(|n| if n == 0 { 500 } else { 200 });
+    let (down, _) = receiver(500);
+    let data = temp_dir("incidents-order");
+    let config = format!(
+        "[notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 1\nbackoff = \"400ms\"\ntimeout = \"5s\"\nmax_pending = 2\n\
+         [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{addr_r}/hook\"\nlabels = {{team = \"a\"}}\n\
+         [[notify.targets]]\nkind = \"webhook\"\nname = \"down\"\nurl = \"http://{down}/down\"\nlabels = {{team = \"b\"}}\n"
+    );
+    let (_peer, addr) = common::start(&data, &config, &[]);
+    let t = now_ms() - 60_000;
+    let mut a = alert("HighLatency", "api", "firing", &rfc(t), "0001-01-01T00:00:00Z");
+    a["labels"]["team"] = json!("a");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a])).0, 200);
+    let id = incidents(addr)[0]["id"].as_str().unwrap().to_string();
+    wait_for("first attempt", 30, || !got.lock().unwrap().is_empty());
+    assert_eq!(post(addr, &format!("/auspex/v1/incidents/{id}/resolve"), "").0, 200);
+    wait_for("both notifications", 30, || got.lock().unwrap().len() >= 3);
+    std::thread::sleep(Duration::from_millis(300));
+    let events: Vec<String> = (got.lock().unwrap().iter())
+        .map(|g| {
+            serde_json::from_slice::<Value>(&g.body).unwrap()["event"].as_str().unwrap().into()
+        })
+        .collect();
+    assert_eq!(events, ["opened", "opened", "resolved"], "failed, retried, then resolved");
+
+    // Five incidents at once (each its own namespace) for a receiver that is down, with room
+    // for two pending notifications: three are dropped, counted and recorded.
+    let storm: Vec<Value> = (0..5)
+        .map(|i| {
+            let mut a =
+                alert("DiskFull", &format!("batch{i}"), "firing", &rfc(t), "0001-01-01T00:00:00Z");
+            a["labels"]["team"] = json!("b");
+            a["labels"]["namespace"] = json!(format!("ns{i}"));
+            a
+        })
+        .collect();
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&storm)).0, 200);
+    let dropped = |v: &Value| {
+        v["timeline"].as_array().unwrap().iter().any(|e| {
+            e["event"] == "notify_failed"
+                && e["detail"].as_str().unwrap().contains("notify.max_pending")
+        })
+    };
+    wait_for("dropped notifications recorded", 30, || {
+        incidents(addr)
+            .iter()
+            .filter_map(|i| {
+                let id = i["id"].as_str()?;
+                Some(get(addr, &format!("/auspex/v1/incidents/{id}")).1["incident"].clone())
+            })
+            .filter(dropped)
+            .count()
+            == 3
+    });
+    let mut m = agent().get(&format!("http://{addr}/metrics")).call().unwrap();
+    let text = m.body_mut().read_to_string().unwrap();
+    assert!(text.contains("auspex_notifications_total{outcome=\"dropped\"} 3"), "{text}");
 }
 
 #[test]

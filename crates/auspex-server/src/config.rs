@@ -61,6 +61,7 @@
 //! retries = 3                     # after the first attempt, with doubling backoff
 //! backoff = "1s"
 //! timeout = "10s"
+//! max_pending = 1000              # notifications queued or being sent; beyond it they are dropped (and recorded)
 //! [[notify.targets]]
 //! kind = "webhook"                # webhook | slack | pagerduty
 //! url = "http://127.0.0.1:9000/hook"
@@ -235,6 +236,9 @@ pub struct NotifyCfg {
     /// Per-attempt timeout.
     #[serde(with = "dur")]
     pub timeout: Duration,
+    /// Most notifications queued or being sent at once (each holds a copy of its incident);
+    /// one beyond it is dropped, counted and recorded in the incident's timeline.
+    pub max_pending: usize,
     /// Where to send.
     pub targets: Vec<NotifyTarget>,
 }
@@ -246,6 +250,7 @@ impl Default for NotifyCfg {
             retries: 3,
             backoff: Duration::from_secs(1),
             timeout: Duration::from_secs(10),
+            max_pending: 1000,
             targets: Vec::new(),
         }
     }
@@ -559,6 +564,9 @@ impl Config {
         if !(inc.hub_factor.is_finite() && inc.hub_factor >= 0.0) {
             return bad("incidents.hub_factor", "must be a number at least 0");
         }
+        if self.notify.max_pending == 0 {
+            return bad("notify.max_pending", "must be at least 1");
+        }
         for a in &self.notify.allow {
             if !(a.starts_with("http://") || a.starts_with("https://")) {
                 return bad("notify.allow", &format!("{a:?} must start with http:// or https://"));
@@ -586,6 +594,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notify_max_pending_is_bounded_and_positive() {
+        assert_eq!(Config::parse("").unwrap().notify.max_pending, 1000);
+        assert_eq!(Config::parse("[notify]\nmax_pending = 5").unwrap().notify.max_pending, 5);
+        let e = Config::parse("[notify]\nmax_pending = 0").unwrap_err().to_string();
+        assert!(e.contains("notify.max_pending"), "{e}");
+    }
 
     #[test]
     fn defaults_and_parsing() {

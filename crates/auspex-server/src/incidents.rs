@@ -13,7 +13,7 @@
 //! Incidents are derived data: if writing them fails they stay marked and the tick worker
 //! writes them again; the signals they come from are already durable.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -36,8 +36,20 @@ use crate::notify::{self, Event};
 pub struct Hub {
     corr: Mutex<Correlator>,
     dirty: Mutex<BTreeSet<IncidentId>>,
-    /// Notifications delivered, and given up on after every retry.
-    notified: [AtomicU64; 2],
+    /// Notifications delivered, given up on after every retry, and dropped (`max_pending`).
+    notified: [AtomicU64; 3],
+    /// Notifications waiting or being sent, in order per incident.
+    outbox: Mutex<Outbox>,
+}
+
+/// Per incident, its notifications in the order its changes happened: one worker per
+/// incident sends them one after another, so a receiver never sees an incident resolved
+/// before it saw it opened (a retried `opened` holds back the `resolved` behind it).
+#[derive(Debug, Default)]
+struct Outbox {
+    queues: HashMap<IncidentId, VecDeque<(Event, Incident)>>,
+    /// Notifications in all queues (bounded by `[notify] max_pending`).
+    pending: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,10 +113,11 @@ impl Hub {
         counter(
             out,
             "auspex_notifications_total",
-            "Incident notifications, by outcome (failed: after every retry).",
+            "Incident notifications, by outcome (failed: after every retry; dropped: over notify.max_pending).",
             &[
                 ("{outcome=\"delivered\"}", self.notified[0].load(Relaxed)),
                 ("{outcome=\"failed\"}", self.notified[1].load(Relaxed)),
+                ("{outcome=\"dropped\"}", self.notified[2].load(Relaxed)),
             ],
         );
         let _ = writeln!(
@@ -128,6 +141,7 @@ impl Hub {
             corr: Mutex::new(Correlator::new(cfg.incidents.correlator(), topo)),
             dirty: Mutex::new(BTreeSet::new()),
             notified: Default::default(),
+            outbox: Mutex::new(Outbox::default()),
         })
     }
 
@@ -257,11 +271,66 @@ async fn apply<S: MlflowStore>(app: &Arc<App<S>>, changes: Vec<Change>) {
     if app.cfg.notify.targets.is_empty() {
         return;
     }
+    let mut dropped = Vec::new();
     for c in changes {
         let Some(ev) = event_of(c) else { continue };
         let Some(inc) = lock(&app.incidents.corr).get(c.id()).cloned() else { continue };
-        let app = app.clone();
-        tokio::spawn(async move { notify_all(&app, ev, &inc).await });
+        if !app.cfg.notify.targets.iter().any(|t| notify::wants(t, ev, &inc)) {
+            continue;
+        }
+        let id = inc.id;
+        let start_worker = {
+            let mut ob = lock(&app.incidents.outbox);
+            if ob.pending >= app.cfg.notify.max_pending {
+                dropped.push((id, ev));
+                continue;
+            }
+            ob.pending += 1;
+            let q = ob.queues.entry(id).or_default();
+            q.push_back((ev, inc));
+            q.len() == 1
+        };
+        if start_worker {
+            let app = app.clone();
+            tokio::spawn(async move { drain(&app, id).await });
+        }
+    }
+    if !dropped.is_empty() {
+        let max = app.cfg.notify.max_pending;
+        {
+            let mut c = lock(&app.incidents.corr);
+            let max_t = c.config().max_timeline;
+            for (id, ev) in dropped {
+                app.incidents.notified[2].fetch_add(1, Relaxed);
+                let d = format!(
+                    "{} dropped: {max} notifications pending (notify.max_pending)",
+                    ev.as_str()
+                );
+                eprintln!("auspex: incident {id}: {d}");
+                if let Some(i) = c.get_mut(id) {
+                    i.record(max_t, now_ms(), "notify_failed", d);
+                }
+                app.incidents.mark([id]);
+            }
+        }
+        persist(app).await;
+    }
+}
+
+/// Sends incident `id`'s queued notifications in order until its queue is empty.
+async fn drain<S: MlflowStore>(app: &Arc<App<S>>, id: IncidentId) {
+    loop {
+        let next = lock(&app.incidents.outbox).queues.get(&id).and_then(|q| q.front().cloned());
+        let Some((ev, inc)) = next else { return };
+        notify_all(app, ev, &inc).await;
+        let mut ob = lock(&app.incidents.outbox);
+        ob.pending = ob.pending.saturating_sub(1);
+        let Some(q) = ob.queues.get_mut(&id) else { return };
+        q.pop_front();
+        if q.is_empty() {
+            ob.queues.remove(&id);
+            return;
+        }
     }
 }
 
