@@ -84,7 +84,16 @@ pub fn allowed(allow: &[String], url: &str) -> bool {
     })
 }
 
+/// Services named in a message; the rest are counted.
+const TEXT_SERVICES: usize = 10;
+/// PagerDuty refuses a `payload.summary` longer than this (Events API v2).
+const PAGERDUTY_SUMMARY_CHARS: usize = 1024;
+
 fn text(event: Event, inc: &Incident, causes: &[Candidate]) -> String {
+    let mut services = inc.services.iter().take(TEXT_SERVICES).cloned().collect::<Vec<_>>();
+    if inc.services.len() > TEXT_SERVICES {
+        services.push(format!("+{} more", inc.services.len() - TEXT_SERVICES));
+    }
     let mut t = format!(
         "[{}] {} incident {}: {} ({} signal(s), services: {})",
         event.as_str().to_uppercase(),
@@ -92,12 +101,20 @@ fn text(event: Event, inc: &Incident, causes: &[Candidate]) -> String {
         inc.id,
         inc.title,
         inc.signal_count,
-        inc.services.iter().cloned().collect::<Vec<_>>().join(", ")
+        services.join(", ")
     );
     if let Some(c) = causes.first() {
         t.push_str(&format!(". Likely cause: {}", c.explanation));
     }
     t
+}
+
+/// `s` cut to at most `max` characters, ending in `…` when cut.
+fn clip(s: String, max: usize) -> String {
+    match s.char_indices().nth(max.saturating_sub(1)) {
+        Some((i, _)) if s.chars().count() > max => format!("{}…", &s[..i]),
+        _ => s,
+    }
 }
 
 /// The body for a target.
@@ -111,7 +128,7 @@ pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident, causes: &[Candida
                 "event_action": action,
                 "dedup_key": inc.id.to_string(),
                 "payload": {
-                    "summary": text(event, inc, causes),
+                    "summary": clip(text(event, inc, causes), PAGERDUTY_SUMMARY_CHARS),
                     "source": "auspex",
                     "severity": inc.severity.as_str(),
                     "timestamp": auspex_core::time::format_rfc3339(inc.last_signal),
@@ -281,6 +298,45 @@ mod tests {
         };
         assert!(bad("min_severity = \"loud\"").contains("unknown variant `loud`"));
         assert!(bad("events = [\"acked\"]").contains("unknown variant `acked`"));
+    }
+
+    #[test]
+    fn messages_stay_short_with_many_services() {
+        use auspex_core::{Explanation, Labels, Signal, SignalKind};
+        use auspex_incidents::{Config, Correlator, Topology};
+        let mut c = Correlator::new(Config::default(), Topology::default());
+        let mut id = None;
+        for i in 0..300 {
+            let svc = format!("service-with-a-rather-long-name-{i:03}");
+            let labels = Labels::from_pairs([("alertname", "X"), ("service", svc.as_str())]);
+            let s = Signal::new(
+                SignalKind::Alert,
+                labels.unwrap(),
+                i,
+                0.9,
+                Explanation::Text { message: String::new() },
+            );
+            id = id.or(c.observe(&s).first().map(|ch| ch.id()));
+        }
+        let inc = c.get(id.unwrap()).unwrap();
+        assert_eq!(inc.services.len(), 300, "co-onset: one incident");
+        let cfg = crate::config::Config::parse(
+            "[notify]\nallow = [\"http://127.0.0.1:*/\"]\n\
+             [[notify.targets]]\nkind = \"slack\"\nurl = \"http://127.0.0.1:1/s\"\n\
+             [[notify.targets]]\nkind = \"pagerduty\"\nurl = \"http://127.0.0.1:1/p\"\nrouting_key = \"k\"\n",
+        )
+        .unwrap();
+        let target = |kind: &str| cfg.notify.targets.iter().find(|t| t.kind == kind).unwrap();
+        let slack = payload(target("slack"), Event::Opened, inc, &[]);
+        let text = slack["text"].as_str().unwrap();
+        assert!(text.contains("service-with-a-rather-long-name-009, +290 more"), "{text}");
+        assert!(!text.contains("name-010"), "{text}");
+        let pd = payload(target("pagerduty"), Event::Opened, inc, &[]);
+        let summary = pd["payload"]["summary"].as_str().unwrap();
+        assert!(summary.chars().count() <= PAGERDUTY_SUMMARY_CHARS, "{}", summary.len());
+        assert_eq!(clip("abcdef".into(), 4), "abc…");
+        assert_eq!(clip("abcd".into(), 4), "abcd");
+        assert_eq!(clip("ééééé".into(), 3), "éé…");
     }
 
     #[test]
