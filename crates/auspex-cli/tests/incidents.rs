@@ -94,6 +94,14 @@ fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
     (r.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// A page for people: status, content type, body.
+fn page(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut r = agent().get(&format!("http://{addr}{path}")).call().unwrap();
+    let ctype =
+        r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    (r.status().as_u16(), ctype, r.body_mut().read_to_string().unwrap_or_default())
+}
+
 fn incidents(addr: SocketAddr) -> Vec<Value> {
     get(addr, "/auspex/v1/incidents").1["incidents"].as_array().cloned().unwrap_or_default()
 }
@@ -204,6 +212,20 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
     assert!(out.contains("likely root causes") && out.contains("1. db"), "{out}");
     let (ok, out, _) = cli(addr, &["incidents", "list", "--status", "open"]);
     assert!(ok && out.contains(&id) && out.contains("2 incident(s)"), "{out}");
+
+    // The same for people: a page per incident with its signals on a time axis.
+    let (code, ctype, html) = page(addr, &format!("/ui/incidents/{id}"));
+    assert_eq!((code, ctype.as_str()), (200, "text/html; charset=utf-8"), "{html}");
+    assert_eq!(html.matches("<rect class=\"sig alert active\"").count(), 2, "{html}");
+    assert_eq!(html.matches("<line class=\"change\"").count(), 1, "the deploy: {html}");
+    assert!(html.contains("deploy api v7") && html.contains("Likely root causes"), "{html}");
+    assert!(html.contains("<td>1</td><td>db</td>"), "db ranked first: {html}");
+    let (code, _, list_html) = page(addr, "/ui/incidents?status=open");
+    assert_eq!(code, 200);
+    assert!(list_html.contains(&format!("href=\"/ui/incidents/{id}\"")), "{list_html}");
+    assert_eq!(page(addr, "/ui/incidents/xyz").0, 400);
+    assert_eq!(page(addr, "/ui/incidents/00000000000000ff").0, 404);
+    assert_eq!(page(addr, "/ui/incidents?status=bogus").0, 400);
 
     // Notifications for the opening: signed webhook, Slack, PagerDuty.
     wait_for("open notifications", 30, || ok_got.lock().unwrap().len() >= 6);
@@ -417,8 +439,9 @@ fn notifications_of_an_incident_arrive_in_order_and_pending_ones_are_bounded() {
     // for two pending notifications: three are dropped, counted and recorded.
     let storm: Vec<Value> = (0..5)
         .map(|i| {
+            let name = "DiskFull<script>alert(1)</script>";
             let mut a =
-                alert("DiskFull", &format!("batch{i}"), "firing", &rfc(t), "0001-01-01T00:00:00Z");
+                alert(name, &format!("batch{i}"), "firing", &rfc(t), "0001-01-01T00:00:00Z");
             a["labels"]["team"] = json!("b");
             a["labels"]["namespace"] = json!(format!("ns{i}"));
             a
@@ -445,6 +468,14 @@ fn notifications_of_an_incident_arrive_in_order_and_pending_ones_are_bounded() {
     let mut m = agent().get(&format!("http://{addr}/metrics")).call().unwrap();
     let text = m.body_mut().read_to_string().unwrap();
     assert!(text.contains("auspex_notifications_total{outcome=\"dropped\"} 3"), "{text}");
+    // Labels from outside are escaped on the pages, which allow no scripts at all.
+    let (code, _, html) = page(addr, "/ui/incidents");
+    assert_eq!(code, 200);
+    assert!(html.contains("DiskFull&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    assert!(!html.contains("<script>"), "{html}");
+    let csp = agent().get(&format!("http://{addr}/ui/incidents")).call().unwrap();
+    let csp = csp.headers().get("content-security-policy").unwrap().to_str().unwrap().to_string();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
 }
 
 #[test]

@@ -180,7 +180,7 @@ fn event_of(c: Change) -> Option<Event> {
 
 /// The change events (deploys, config, flags) from an hour before the incident opened to its
 /// end (or now).
-async fn changes_around<S: MlflowStore>(app: &App<S>, inc: &Incident) -> Vec<Signal> {
+pub(crate) async fn changes_around<S: MlflowStore>(app: &App<S>, inc: &Incident) -> Vec<Signal> {
     let to = inc.resolved.unwrap_or_else(now_ms).max(inc.last_signal);
     app.store.list_changes(inc.opened - 3_600_000, to, 1000).await.unwrap_or_default()
 }
@@ -401,22 +401,39 @@ fn reply(code: StatusCode, msg: String) -> Response {
     (code, axum::Json(json!({"error": msg}))).into_response()
 }
 
-type Refusal = (StatusCode, String);
+pub(crate) type Refusal = (StatusCode, String);
 
 fn refuse((code, msg): Refusal) -> Response {
     reply(code, msg)
 }
 
-fn parse_id(id: &str) -> Result<IncidentId, Refusal> {
+pub(crate) fn parse_id(id: &str) -> Result<IncidentId, Refusal> {
     id.parse::<IncidentId>()
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("incident id {id:?}: {e}")))
 }
 
-/// Query of `GET /auspex/v1/incidents`.
+/// Query of `GET /auspex/v1/incidents` (and of the page `GET /ui/incidents`).
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
     limit: Option<usize>,
+}
+
+impl ListQuery {
+    /// The status asked for (`None`: all), or why it is not one.
+    pub(crate) fn status(&self) -> Result<Option<Status>, String> {
+        match self.status.as_deref() {
+            None | Some("") | Some("all") => Ok(None),
+            Some(s) => Status::parse(s)
+                .map(Some)
+                .ok_or_else(|| format!("status {s:?}: use open, acknowledged, resolved or all")),
+        }
+    }
+
+    /// How many to list (default 100, at most 10,000).
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.unwrap_or(100).min(10_000)
+    }
 }
 
 /// `GET /auspex/v1/incidents`.
@@ -424,27 +441,21 @@ pub async fn list<S: MlflowStore>(
     State(app): State<Arc<App<S>>>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let status = match q.status.as_deref() {
-        None | Some("") | Some("all") => None,
-        Some(s) => match Status::parse(s) {
-            Some(s) => Some(s),
-            None => {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    format!("status {s:?}: use open, acknowledged, resolved or all"),
-                );
-            }
-        },
+    let status = match q.status() {
+        Ok(s) => s,
+        Err(msg) => return reply(StatusCode::BAD_REQUEST, msg),
     };
     persist(&app).await;
-    let limit = q.limit.unwrap_or(100).min(10_000);
-    match app.store.list_incidents(status, limit).await {
+    match app.store.list_incidents(status, q.limit()).await {
         Ok(v) => axum::Json(json!({"incidents": v})).into_response(),
         Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
     }
 }
 
-async fn load<S: MlflowStore>(app: &App<S>, id: IncidentId) -> Result<Incident, Refusal> {
+pub(crate) async fn load<S: MlflowStore>(
+    app: &App<S>,
+    id: IncidentId,
+) -> Result<Incident, Refusal> {
     if let Some(i) = lock(&app.incidents.corr).get(id).cloned() {
         return Ok(i);
     }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod mlflow;
 pub mod notify;
 pub mod traces;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::path::Path;
