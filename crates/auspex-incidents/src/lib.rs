@@ -557,7 +557,8 @@ impl Correlator {
                     2 => self.stats.joined_label += 1,
                     _ => self.stats.joined_topology += 1,
                 }
-                self.join(id, s, &mut out);
+                let why = self.why(s, id, a);
+                self.join(id, s, why, &mut out);
                 id
             }
             None => {
@@ -738,7 +739,33 @@ impl Correlator {
         best.map(|b| (b.0, b.2))
     }
 
-    fn join(&mut self, id: IncidentId, s: &Signal, out: &mut Vec<Change>) {
+    /// Why `s` joins incident `id` by relation `a`, for people (the timeline).
+    fn why(&self, s: &Signal, id: IncidentId, a: u8) -> String {
+        if a == CO_ONSET {
+            let secs = self.cfg.burst_ms / 1000;
+            return format!("started within {secs} s of the incident's first signal");
+        }
+        let Some(ix) = self.index.get(&id) else { return String::new() };
+        let (lo, hi) = (s.start - self.cfg.window_ms, s.start);
+        if a == 2 {
+            for (i, l) in self.cfg.group_labels.iter().enumerate() {
+                if let Some(v) = s.labels.get(l)
+                    && ix.label_latest(i, v, lo, hi).is_some()
+                {
+                    return format!("shares {l}=\"{v}\" with a recent signal");
+                }
+            }
+            return String::new();
+        }
+        let hub = |x: &str| self.topo.is_hub(x, self.cfg.hub_factor);
+        let svc = self.service(&s.labels).unwrap_or_default();
+        (self.topo.neighbours(svc))
+            .find(|b| !hub(b) && ix.service_latest(b, lo, hi).is_some())
+            .map(|b| format!("{svc} is linked to {b} in the topology"))
+            .unwrap_or_default()
+    }
+
+    fn join(&mut self, id: IncidentId, s: &Signal, why: String, out: &mut Vec<Change>) {
         let title = signal_title(s);
         let svc = self.service(&s.labels).map(str::to_string);
         let (max_m, max_t) = (self.cfg.max_members, self.cfg.max_timeline);
@@ -754,7 +781,8 @@ impl Correlator {
         if pushed {
             inc.signals.push(member(s, title.clone()));
         }
-        inc.record(max_t, s.start, "signal", title);
+        let detail = if why.is_empty() { title } else { format!("{title} ({why})") };
+        inc.record(max_t, s.start, "signal", detail);
         out.push(Change::Updated(id));
         if pushed {
             self.index_last(id);

@@ -55,6 +55,17 @@ fn shared_service_and_topology_group_and_time_splits() {
     assert_eq!(inc.signals.len(), 3);
     assert_eq!(inc.services.iter().map(String::as_str).collect::<Vec<_>>(), ["api", "db"]);
     assert_eq!(inc.timeline[0].event, "opened");
+    // The timeline says why each signal joined.
+    let why: Vec<&str> = inc.timeline[1..].iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(
+        why,
+        [
+            "Errors on api (shares service=\"api\" with a recent signal)",
+            "SlowQueries on db (db is linked to api in the topology)"
+        ]
+    );
+    let queue = &c.get(other[0].id()).unwrap().timeline[1].detail;
+    assert_eq!(queue, "Queue on mq (started within 120 s of the incident's first signal)");
 }
 
 #[test]
