@@ -257,63 +257,68 @@ pub async fn fold<S: MlflowStore>(app: &Arc<App<S>>, signals: &[Signal]) {
     }
     let changes: Vec<Change> = {
         let mut c = lock(&app.incidents.corr);
-        signals.iter().flat_map(|s| c.observe(s)).collect()
+        let changes: Vec<Change> = signals.iter().flat_map(|s| c.observe(s)).collect();
+        enqueue(app, &mut c, &changes);
+        changes
     };
     apply(app, changes).await;
 }
 
+/// Writes the incidents `changes` touched.
 async fn apply<S: MlflowStore>(app: &Arc<App<S>>, changes: Vec<Change>) {
     if changes.is_empty() {
         return;
     }
     app.incidents.mark(changes.iter().map(|c| c.id()));
     persist(app).await;
+}
+
+/// Queues the notifications of `changes`, just made on `c`. The caller still holds the
+/// correlator's lock, so the notifications of one incident queue in the order of its changes
+/// whoever made them. One over `[notify] max_pending` is dropped, counted and recorded in the
+/// incident's timeline.
+fn enqueue<S: MlflowStore>(app: &Arc<App<S>>, c: &mut Correlator, changes: &[Change]) {
     if app.cfg.notify.targets.is_empty() {
         return;
     }
-    let mut dropped = Vec::new();
-    for c in changes {
-        let Some(ev) = event_of(c) else { continue };
-        let Some(inc) = lock(&app.incidents.corr).get(c.id()).cloned() else { continue };
-        if !app.cfg.notify.targets.iter().any(|t| notify::wants(t, ev, &inc)) {
+    let max = app.cfg.notify.max_pending;
+    for &ch in changes {
+        let Some(ev) = event_of(ch) else { continue };
+        let Some(inc) = c.get(ch.id()) else { continue };
+        if !app.cfg.notify.targets.iter().any(|t| notify::wants(t, ev, inc)) {
             continue;
         }
         let id = inc.id;
         let start_worker = {
             let mut ob = lock(&app.incidents.outbox);
-            if ob.pending >= app.cfg.notify.max_pending {
-                dropped.push((id, ev));
-                continue;
+            if ob.pending < max {
+                ob.pending += 1;
+                let q = ob.queues.entry(id).or_default();
+                q.push_back((ev, inc.clone()));
+                Some(q.len() == 1)
+            } else {
+                None
             }
-            ob.pending += 1;
-            let q = ob.queues.entry(id).or_default();
-            q.push_back((ev, inc));
-            q.len() == 1
         };
-        if start_worker {
-            let app = app.clone();
-            tokio::spawn(async move { drain(&app, id).await });
-        }
-    }
-    if !dropped.is_empty() {
-        let max = app.cfg.notify.max_pending;
-        {
-            let mut c = lock(&app.incidents.corr);
-            let max_t = c.config().max_timeline;
-            for (id, ev) in dropped {
+        match start_worker {
+            Some(true) => {
+                let app = app.clone();
+                tokio::spawn(async move { drain(&app, id).await });
+            }
+            Some(false) => {}
+            None => {
                 app.incidents.notified[2].fetch_add(1, Relaxed);
                 let d = format!(
                     "{} dropped: {max} notifications pending (notify.max_pending)",
                     ev.as_str()
                 );
                 eprintln!("auspex: incident {id}: {d}");
+                let max_t = c.config().max_timeline;
                 if let Some(i) = c.get_mut(id) {
                     i.record(max_t, now_ms(), "notify_failed", d);
                 }
-                app.incidents.mark([id]);
             }
         }
-        persist(app).await;
     }
 }
 
@@ -390,7 +395,12 @@ pub async fn tick_loop<S: MlflowStore>(app: Arc<App<S>>) {
     let mut t = tokio::time::interval(app.cfg.incidents.tick);
     loop {
         t.tick().await;
-        let changes = lock(&app.incidents.corr).tick(now_ms());
+        let changes = {
+            let mut c = lock(&app.incidents.corr);
+            let changes = c.tick(now_ms());
+            enqueue(&app, &mut c, &changes);
+            changes
+        };
         apply(&app, changes).await;
         crate::traces::flush(&app, now_ms()).await;
         persist(&app).await;
@@ -579,7 +589,7 @@ async fn act<S: MlflowStore>(app: Arc<App<S>>, id: String, body: Bytes, what: Ac
     let mut split_into = None;
     let r = {
         let mut c = lock(&app.incidents.corr);
-        match (what, from) {
+        let r = match (what, from) {
             (Action::Ack, _) => c.ack(id, now_ms(), &by).map(|ch| vec![ch]),
             (Action::Resolve, _) => c.resolve(id, now_ms(), &by).map(|ch| vec![ch]),
             (Action::Merge, Some(f)) => c.merge(id, f, now_ms(), &by),
@@ -588,7 +598,11 @@ async fn act<S: MlflowStore>(app: Arc<App<S>>, id: String, body: Bytes, what: Ac
                 split_into = Some(new);
                 ch
             }),
+        };
+        if let Ok(changes) = &r {
+            enqueue(&app, &mut c, changes);
         }
+        r
     };
     match r {
         Ok(changes) => {
