@@ -40,6 +40,9 @@ enum Command {
     #[command(subcommand)]
     Models(ModelsCommand),
     /// Incidents on a server: signals folded together by time, labels and topology.
+    ///
+    /// The same in a browser: http://127.0.0.1:9797/ui/incidents (a page per incident, with
+    /// its signals on a time axis).
     #[command(subcommand)]
     Incidents(IncidentsCommand),
 }
