@@ -80,6 +80,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(i.signals.len() <= 3, "max_members");
             assert!(i.timeline.len() <= 5, "max_timeline");
             assert!(i.signal_count >= i.signals.len() as u64);
+            assert!(i.signals.iter().all(|m| m.start >= i.opened), "opened: the first start");
         }
     }
 });

@@ -618,6 +618,7 @@ impl Correlator {
             }
             None if room => {
                 inc.signals.push(member(s, title.clone()));
+                inc.opened = inc.opened.min(s.start);
                 pushed = true;
             }
             None => {}
@@ -774,6 +775,8 @@ impl Correlator {
         inc.signal_count += 1;
         inc.score = inc.score.max(s.score);
         inc.last_signal = inc.last_signal.max(s.start);
+        // A late-delivered signal may have started before the incident's first one.
+        inc.opened = inc.opened.min(s.start);
         if let Some(svc) = svc {
             inc.services.insert(svc);
         }
@@ -1020,6 +1023,7 @@ impl Correlator {
         inc.score = inc.signals.iter().map(|m| m.score).fold(0.0, f64::max);
         inc.severity = Severity::of(inc.score);
         inc.last_signal = inc.signals.iter().map(|m| m.start).max().unwrap_or(inc.last_signal);
+        inc.opened = inc.signals.iter().map(|m| m.start).min().unwrap_or(inc.opened);
         let (first, scope) = (&moved[0], inc.scope.clone());
         let n = moved.len();
         inc.record(max_t, now, "split", format!("{n} signal(s) into {new_id} by {by}"));

@@ -313,6 +313,24 @@ fn splitting_moves_signals_to_a_new_incident() {
         c.split(IncidentId(9), &[fd], MIN, "ana").unwrap_err(),
         ActionError::NotFound(IncidentId(9))
     );
+    // Taking out the first signal: what stays opened with its own first signal.
+    let mut c = Correlator::new(Config::default(), topo());
+    let web = sig("Slow", &[("service", "web")], 0, 0.7);
+    let a = c.observe(&web)[0].id();
+    c.observe(&sig("Full", &[("service", "disk")], 30_000, 0.95));
+    let (b, _) = c.split(a, &[web.fingerprint], MIN, "ana").unwrap();
+    assert_eq!((c.get(a).unwrap().opened, c.get(b).unwrap().opened), (30_000, 0));
+}
+
+#[test]
+fn a_late_delivered_signal_can_move_the_opening_earlier() {
+    let mut c = Correlator::new(Config::default(), topo());
+    let a = c.observe(&sig("Slow", &[("service", "web")], 10 * MIN, 0.7))[0].id();
+    // Delivered now, but it started a minute before the incident's first signal.
+    assert_eq!(ids(&c.observe(&sig("Errors", &[("service", "web")], 9 * MIN, 0.7))), vec![a]);
+    let inc = c.get(a).unwrap();
+    assert_eq!(inc.opened, 9 * MIN, "opened is the start of the first signal");
+    assert!(inc.signals.iter().all(|m| m.start >= inc.opened));
 }
 
 #[test]
