@@ -51,6 +51,22 @@ fn ts(s: &str) -> Option<i64> {
     parse_timestamp(s, NumericUnit::Millis).ok()
 }
 
+/// How far ahead of this server's clock an alert or change may be dated (clock skew); beyond
+/// it the payload is refused, as such a time would keep an incident open for ever.
+pub const MAX_AHEAD_MS: i64 = 3_600_000;
+
+/// Refuses `t` if it is more than [`MAX_AHEAD_MS`] ahead of `now`.
+fn not_ahead(what: &str, t: i64, now: i64) -> Result<i64, String> {
+    if t.saturating_sub(now) > MAX_AHEAD_MS {
+        return Err(format!(
+            "{what} {} is more than 1h ahead of this server's clock ({}): check the sender's clock",
+            format_rfc3339(t),
+            format_rfc3339(now)
+        ));
+    }
+    Ok(t)
+}
+
 /// The signal an Alertmanager alert becomes.
 pub fn alert_signal(
     labels: &BTreeMap<String, String>,
@@ -63,6 +79,10 @@ pub fn alert_signal(
         .map_err(|e| format!("alert labels: {e}"))?;
     let start =
         ts(starts_at).ok_or_else(|| format!("alert startsAt {starts_at:?} is not a time"))?;
+    let start = not_ahead("alert startsAt", start, now_ms())?;
+    if !matches!(status, "firing" | "resolved" | "") {
+        return Err(format!("alert status {status:?}: expected firing or resolved"));
+    }
     let score = match labels.get("severity").map(|s| s.to_ascii_lowercase()).as_deref() {
         Some("critical" | "page" | "error") => 1.0,
         Some("warning" | "warn") => 0.7,
@@ -155,6 +175,7 @@ pub fn change_signal(e: &ChangeEvent) -> Result<Signal, String> {
         }
         Some(_) => return Err("time must be an RFC 3339 string or Unix milliseconds".into()),
     };
+    let time = not_ahead("time", time, now_ms())?;
     let mut pairs: Vec<(String, String)> =
         e.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     pairs.retain(|(k, _)| !matches!(k.as_str(), "service" | "change_kind" | "version"));
@@ -222,6 +243,13 @@ mod tests {
         assert_eq!(r.id, a.id);
         assert_eq!(r.end, Some(a.start + 300_000));
         assert!(alert_signal(&labels, &ann, "firing", "yesterday", "").is_err());
+        let e = alert_signal(&labels, &ann, "pending", "2026-01-01T10:00:00Z", "").unwrap_err();
+        assert!(e.contains("expected firing or resolved"), "{e}");
+        // Clock skew of minutes is fine; a start far ahead of the server's clock is refused.
+        let soon = format_rfc3339(now_ms() + 5 * 60_000);
+        assert!(alert_signal(&labels, &ann, "firing", &soon, "").is_ok());
+        let e = alert_signal(&labels, &ann, "firing", "2999-01-01T00:00:00Z", "").unwrap_err();
+        assert!(e.contains("ahead of this server's clock"), "{e}");
     }
 
     #[test]
@@ -243,5 +271,9 @@ mod tests {
         let bad_time: ChangeEvent =
             serde_json::from_str(r#"{"kind":"flag","service":"a","time":"soon"}"#).unwrap();
         assert!(change_signal(&bad_time).is_err());
+        let future: ChangeEvent =
+            serde_json::from_str(r#"{"kind":"flag","service":"a","time":"2999-01-01T00:00:00Z"}"#)
+                .unwrap();
+        assert!(change_signal(&future).unwrap_err().contains("ahead of this server's clock"));
     }
 }
