@@ -406,6 +406,10 @@ enum BenchCommand {
     /// Load a remote-write receiver (Auspex or any other) and measure accepted samples/s,
     /// latency and the target's peak RSS.
     RemoteWrite(RemoteWriteArgs),
+    /// Load an alert receiver, Auspex's Alertmanager webhook or Alertmanager's own
+    /// /api/v2/alerts, with firing alerts and measure accepted alerts/s, latency and the
+    /// target's peak RSS.
+    Alerts(AlertsArgs),
     /// Build an alert storm from a PetShop-shaped folder (threshold alerts of overlapping
     /// cases plus flapping background alerts), fold it into incidents, and report compression
     /// and purity beside a time-only grouping.
@@ -555,8 +559,15 @@ pub struct RemoteWriteArgs {
     /// Number of series (one sample per series per round).
     #[arg(long)]
     pub series: usize,
+    #[command(flatten)]
+    pub load: LoadOpts,
+}
+
+/// How long and how hard a load generator pushes, and where its figures go.
+#[derive(Debug, Args)]
+pub struct LoadOpts {
     /// Duration in seconds.
-    #[arg(long)]
+    #[arg(long, default_value_t = 15.0)]
     pub duration: f64,
     /// Concurrent connections.
     #[arg(long, default_value_t = 4)]
@@ -567,6 +578,30 @@ pub struct RemoteWriteArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// Full URL: http://127.0.0.1:9797/auspex/v1/alertmanager (Auspex) or
+    /// http://127.0.0.1:9093/api/v2/alerts (Alertmanager).
+    #[arg(long)]
+    pub target: String,
+    /// Body format: `webhook` (Alertmanager's webhook payload, version 4, for Auspex) or
+    /// `alertmanager` (a JSON array of alerts, for Alertmanager's /api/v2/alerts).
+    #[arg(long, default_value = "webhook")]
+    pub api: String,
+    /// Distinct alerts (label sets) cycled through.
+    #[arg(long, default_value_t = 10_000)]
+    pub alerts: usize,
+    /// Alerts per request.
+    #[arg(long, default_value_t = 100)]
+    pub per_request: usize,
+    /// `new`: every alert posted is a new occurrence (a later startsAt); `redeliver`: the same
+    /// firing alerts again and again.
+    #[arg(long, default_value = "new")]
+    pub mode: String,
+    #[command(flatten)]
+    pub load: LoadOpts,
 }
 
 #[derive(Debug, Args)]
@@ -645,6 +680,7 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Nab(a)) => crate::bench::nab(&a),
         Command::Bench(BenchCommand::Detect(a)) => crate::bench::detect(&a),
         Command::Bench(BenchCommand::RemoteWrite(a)) => crate::loadgen::run(&a),
+        Command::Bench(BenchCommand::Alerts(a)) => crate::alertload::run(&a),
         Command::Bench(BenchCommand::Storm(a)) => crate::bench::storm(&a),
         Command::Bench(BenchCommand::Incidents(a)) => crate::bench::incident_load(&a),
         Command::Bench(BenchCommand::Rca(a)) => crate::bench::rca(&a),

@@ -79,7 +79,7 @@ struct Counters {
     errors: AtomicU64,
 }
 
-fn base_url(target: &str) -> String {
+pub(crate) fn base_url(target: &str) -> String {
     // scheme://host:port of the target.
     let after = target.find("://").map_or(0, |i| i + 3);
     match target[after..].find('/') {
@@ -105,29 +105,27 @@ fn vm_hwm_mib(pid: u32) -> Option<f64> {
 }
 
 pub fn run(a: &RemoteWriteArgs) -> CmdResult {
-    if a.series == 0 || a.concurrency == 0 || a.duration.is_nan() || a.duration <= 0.0 {
+    if a.series == 0
+        || a.load.concurrency == 0
+        || a.load.duration.is_nan()
+        || a.load.duration <= 0.0
+    {
         return Err(Failure::input(anyhow!(
             "bench remote-write: --series, --concurrency and --duration must be positive"
         )));
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
     let labels: Arc<Vec<Vec<u8>>> = Arc::new((0..a.series).map(series_labels).collect());
     let chunks = a.series.div_ceil(PER_REQUEST);
     let t0 = auspex_server::http::now_ms();
-    let conc = a.concurrency.min(chunks).max(1);
+    let conc = a.load.concurrency.min(chunks).max(1);
     let stop = Arc::new(AtomicBool::new(false));
-    let counters = Arc::new(Counters::default());
     // Producer: bodies in (round, chunk) order, chunk k to connection k % conc.
     let mut txs = Vec::new();
-    let mut rxs = Vec::new();
+    let mut sources: Vec<Source> = Vec::new();
     for _ in 0..conc {
         let (tx, rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(8);
         txs.push(tx);
-        rxs.push(rx);
+        sources.push(Box::new(move || rx.recv().ok()));
     }
     let producer = {
         let labels = labels.clone();
@@ -149,25 +147,73 @@ pub fn run(a: &RemoteWriteArgs) -> CmdResult {
     };
     // Pre-fill the queues before timing starts.
     std::thread::sleep(Duration::from_millis(300));
+    let load = Load {
+        name: "remote-write",
+        unit: "samples",
+        target: a.target.clone(),
+        headers: vec![
+            ("Content-Encoding", "snappy"),
+            ("Content-Type", "application/x-protobuf"),
+            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ],
+        duration: a.load.duration,
+        target_pid: a.load.target_pid,
+        json: a.load.json.clone(),
+        describe: vec![("series", a.series.to_string()), ("concurrency", conc.to_string())],
+    };
+    let out = drive(&load, sources);
+    stop.store(true, Relaxed);
+    let _ = producer.join();
+    out
+}
+
+/// Bodies for one connection: the next request body and how many items it carries.
+pub(crate) type Source = Box<dyn FnMut() -> Option<(Vec<u8>, usize)> + Send>;
+
+/// A load to drive: where, with which headers, for how long.
+pub(crate) struct Load {
+    /// Command name for the output lines (`remote-write: accepted=...`).
+    pub name: &'static str,
+    /// What the bodies carry (`samples`, `alerts`).
+    pub unit: &'static str,
+    pub target: String,
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub duration: f64,
+    pub target_pid: Option<u32>,
+    pub json: Option<std::path::PathBuf>,
+    /// Settings echoed in the output and the JSON.
+    pub describe: Vec<(&'static str, String)>,
+}
+
+/// Posts the bodies of each source over its own connection until the duration is over: only
+/// a 2xx counts as accepted; 429 and 503 are retried after `Retry-After`. Prints accepted
+/// items/s, latency and the target's peak RSS; exits 1 when more than 0.1 % were rejected.
+pub(crate) fn drive(load: &Load, sources: Vec<Source>) -> CmdResult {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let counters = Arc::new(Counters::default());
     let start = Instant::now();
-    let deadline = start + Duration::from_secs_f64(a.duration);
+    let deadline = start + Duration::from_secs_f64(load.duration);
     let mut senders = Vec::new();
-    for rx in rxs {
+    for mut next in sources {
         let agent = agent.clone();
-        let target = a.target.clone();
+        let target = load.target.clone();
+        let headers = load.headers.clone();
         let counters = counters.clone();
         senders.push(std::thread::spawn(move || {
             let mut lat = Vec::new();
             while Instant::now() < deadline {
-                let Ok((body, n)) = rx.recv() else { break };
+                let Some((body, n)) = next() else { break };
                 loop {
                     let t = Instant::now();
-                    let res = agent
-                        .post(&target)
-                        .header("Content-Encoding", "snappy")
-                        .header("Content-Type", "application/x-protobuf")
-                        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-                        .send(&body[..]);
+                    let mut req = agent.post(&target);
+                    for (k, v) in &headers {
+                        req = req.header(*k, *v);
+                    }
+                    let res = req.send(&body[..]);
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
                     match res {
                         Ok(mut resp) => {
@@ -207,10 +253,10 @@ pub fn run(a: &RemoteWriteArgs) -> CmdResult {
         }));
     }
     // RSS sampling by scraping, when no PID is given.
-    let base = base_url(&a.target);
+    let base = base_url(&load.target);
     let mut peak_scraped: f64 = 0.0;
     while Instant::now() < deadline {
-        if a.target_pid.is_none()
+        if load.target_pid.is_none()
             && let Some(b) = scrape_rss(&agent, &base)
         {
             peak_scraped = peak_scraped.max(b);
@@ -218,7 +264,12 @@ pub fn run(a: &RemoteWriteArgs) -> CmdResult {
         let left = deadline.saturating_duration_since(Instant::now());
         std::thread::sleep(left.min(Duration::from_millis(500)));
         let done = counters.accepted.load(Relaxed);
-        eprint!("\rremote-write: {:.0}s accepted {done} samples ", start.elapsed().as_secs_f64());
+        eprint!(
+            "\r{}: {:.0}s accepted {done} {} ",
+            load.name,
+            start.elapsed().as_secs_f64(),
+            load.unit
+        );
         let _ = std::io::stderr().flush();
     }
     eprintln!();
@@ -227,9 +278,7 @@ pub fn run(a: &RemoteWriteArgs) -> CmdResult {
         lat.extend(s.join().unwrap_or_default());
     }
     let elapsed = start.elapsed().as_secs_f64();
-    stop.store(true, Relaxed);
-    let _ = producer.join();
-    if a.target_pid.is_none()
+    if load.target_pid.is_none()
         && let Some(b) = scrape_rss(&agent, &base)
     {
         peak_scraped = peak_scraped.max(b);
@@ -238,34 +287,40 @@ pub fn run(a: &RemoteWriteArgs) -> CmdResult {
     let accepted = counters.accepted.load(Relaxed);
     let rejected = counters.rejected.load(Relaxed);
     let rate = accepted as f64 / elapsed.max(1e-9);
-    let rss_mib = match a.target_pid {
+    let rss_mib = match load.target_pid {
         Some(pid) => vm_hwm_mib(pid).unwrap_or(0.0),
         None => peak_scraped / (1024.0 * 1024.0),
     };
     let (p50, p99) = (auspex_bench::percentile(&lat, 0.5), auspex_bench::percentile(&lat, 0.99));
+    let (name, unit) = (load.name, load.unit);
     say(&format!(
-        "remote-write: accepted={rate:.0} samples/s rejected={rejected} p50_ms={p50:.3} p99_ms={p99:.3} target_peak_rss_mib={rss_mib:.1}"
+        "{name}: accepted={rate:.0} {unit}/s rejected={rejected} p50_ms={p50:.3} p99_ms={p99:.3} target_peak_rss_mib={rss_mib:.1}"
     ))?;
-    say(&format!("accepted_samples={accepted}"))?;
+    say(&format!("accepted_{unit}={accepted}"))?;
     say(&format!("retried_requests={}", counters.retried.load(Relaxed)))?;
     say(&format!("transport_errors={}", counters.errors.load(Relaxed)))?;
     say(&format!("elapsed_s={elapsed:.3}"))?;
-    say(&format!("series={} concurrency={conc}", a.series))?;
-    if let Some(p) = &a.json {
-        let v = serde_json::json!({
-            "bench": "remote-write", "target": a.target, "series": a.series,
-            "concurrency": conc, "accepted_samples_per_s": rate, "accepted_samples": accepted,
-            "rejected_samples": rejected, "retried_requests": counters.retried.load(Relaxed),
+    let described: Vec<String> = load.describe.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    say(&described.join(" "))?;
+    if let Some(p) = &load.json {
+        let mut v = serde_json::json!({
+            "bench": name, "target": load.target,
+            format!("accepted_{unit}_per_s"): rate, format!("accepted_{unit}"): accepted,
+            format!("rejected_{unit}"): rejected, "retried_requests": counters.retried.load(Relaxed),
+            "transport_errors": counters.errors.load(Relaxed),
             "p50_ms": p50, "p99_ms": p99, "target_peak_rss_mib": rss_mib, "elapsed_s": elapsed,
         });
+        for (k, val) in &load.describe {
+            v[*k] = val
+                .parse::<f64>()
+                .map_or_else(|_| serde_json::json!(val), |x| serde_json::json!(x));
+        }
         std::fs::write(p, serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
             .with_context(|| format!("cannot write --json {}", p.display()))?;
     }
     let total = accepted + rejected;
     if total > 0 && rejected as f64 > 0.001 * total as f64 {
-        eprintln!(
-            "error: bench remote-write: {rejected} of {total} samples rejected (more than 0.1%)"
-        );
+        eprintln!("error: bench {name}: {rejected} of {total} {unit} rejected (more than 0.1%)");
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+mod alertload;
 mod bench;
 mod cli;
 mod client;

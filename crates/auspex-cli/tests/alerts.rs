@@ -37,30 +37,13 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
 #[test]
 fn prometheus_alerts_reach_auspex_through_alertmanager() {
     let prom = find_binary("prometheus", &[], "apt-get install prometheus");
-    let am = find_binary(
-        "prometheus-alertmanager",
-        &["alertmanager"],
-        "apt-get install prometheus-alertmanager",
-    );
     let (auspex, addr) = start_auspex(&temp_dir("am-auspex"), "");
     // Alertmanager: deliver at once to auspex.
-    let amdir = temp_dir("am");
-    let amport = free_port();
-    std::fs::write(
-        amdir.join("am.yml"),
-        format!(
-            "route:\n  receiver: auspex\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n  - name: auspex\n    webhook_configs:\n      - url: http://{addr}/auspex/v1/alertmanager\n        send_resolved: true\n"
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(am);
-    cmd.arg(format!("--config.file={}", amdir.join("am.yml").display()))
-        .arg(format!("--storage.path={}", amdir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{amport}"))
-        .arg("--cluster.listen-address=");
-    let mut am_peer = Peer::spawn("alertmanager", cmd);
-    am_peer.wait_http(([127, 0, 0, 1], amport).into(), "/-/ready", Duration::from_secs(30));
+    let (am_peer, am_addr) = common::start_alertmanager(&format!(
+        "route:\n  receiver: auspex\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: auspex\n    webhook_configs:\n      - url: http://{addr}/auspex/v1/alertmanager\n        send_resolved: true\n"
+    ));
+    let amport = am_addr.port();
     // Prometheus: one rule that fires at once.
     let pdir = temp_dir("prom-rules");
     std::fs::write(

@@ -202,20 +202,10 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
 
 /// Runs `auspex bench incidents ARGS... --json FILE`; the exit code, stderr and the figures.
 fn load(dir: &Path, args: &[&str]) -> (Option<i32>, String, Value) {
-    let json = dir.join("load.json");
-    let _ = std::fs::remove_file(&json);
-    let out = output(
-        Command::new(env!("CARGO_BIN_EXE_auspex"))
-            .args(["bench", "incidents", "--json"])
-            .arg(&json)
-            .args(args),
+    common::run_json(
+        Command::new(env!("CARGO_BIN_EXE_auspex")).args(["bench", "incidents"]).args(args),
+        dir,
     )
-    .unwrap();
-    let v = std::fs::read_to_string(&json)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), v)
 }
 
 #[test]

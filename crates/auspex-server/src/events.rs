@@ -47,6 +47,43 @@ struct AmPayload {
     alerts: Vec<AmAlert>,
 }
 
+/// Alerts recently stored, with the end and score stored for them: a redelivery that changes
+/// neither (Alertmanager re-sends every firing alert each `group_interval`) is acknowledged
+/// without writing it again or folding it in, since both would change nothing. Bounded: two
+/// generations of at most [`Seen::GENERATION`] ids each.
+#[derive(Debug, Default)]
+pub struct Seen {
+    gens: std::sync::Mutex<[Stored; 2]>,
+}
+
+/// Signal id → the end and the highest score stored for it.
+type Stored = std::collections::HashMap<u64, (Option<i64>, f64)>;
+
+impl Seen {
+    /// Ids per generation (about 40 bytes each).
+    pub const GENERATION: usize = 100_000;
+
+    /// Whether `s` is stored already with this end and at least this score.
+    fn unchanged(&self, s: &Signal) -> bool {
+        let g = self.gens.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter()
+            .any(|m| m.get(&s.id.0).is_some_and(|&(end, score)| end == s.end && score >= s.score))
+    }
+
+    /// Remembers stored signals.
+    fn remember(&self, signals: &[Signal]) {
+        let mut g = self.gens.lock().unwrap_or_else(|e| e.into_inner());
+        for s in signals {
+            if g[0].len() >= Self::GENERATION {
+                g[1] = std::mem::take(&mut g[0]);
+            }
+            let score = g[1].get(&s.id.0).map_or(s.score, |&(_, old)| old.max(s.score));
+            let score = g[0].get(&s.id.0).map_or(score, |&(_, old)| old.max(score));
+            g[0].insert(s.id.0, (s.end, score));
+        }
+    }
+}
+
 fn ts(s: &str) -> Option<i64> {
     parse_timestamp(s, NumericUnit::Millis).ok()
 }
@@ -124,6 +161,8 @@ pub async fn alertmanager<S: crate::mlflow::MlflowStore>(
             Err(e) => return bad(format!("alerts[{i}]: {e}")),
         }
     }
+    let accepted = signals.len();
+    signals.retain(|s| !app.seen_alerts.unchanged(s));
     if let Err(e) = app.store.put_signals(&signals).await {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -131,8 +170,9 @@ pub async fn alertmanager<S: crate::mlflow::MlflowStore>(
         )
             .into_response();
     }
+    app.seen_alerts.remember(&signals);
     crate::incidents::fold(&app, &signals).await;
-    axum::Json(json!({"accepted": signals.len()})).into_response()
+    axum::Json(json!({"accepted": accepted})).into_response()
 }
 
 /// A change event.
@@ -250,6 +290,41 @@ mod tests {
         assert!(alert_signal(&labels, &ann, "firing", &soon, "").is_ok());
         let e = alert_signal(&labels, &ann, "firing", "2999-01-01T00:00:00Z", "").unwrap_err();
         assert!(e.contains("ahead of this server's clock"), "{e}");
+    }
+
+    #[test]
+    fn unchanged_redeliveries_are_recognised_and_the_memory_is_bounded() {
+        let labels = BTreeMap::from([("alertname".to_string(), "X".to_string())]);
+        let none = BTreeMap::new();
+        let firing = alert_signal(&labels, &none, "firing", "2026-01-01T10:00:00Z", "").unwrap();
+        let seen = Seen::default();
+        assert!(!seen.unchanged(&firing), "never stored");
+        seen.remember(std::slice::from_ref(&firing));
+        assert!(seen.unchanged(&firing), "the same again");
+        let resolved = alert_signal(
+            &labels,
+            &none,
+            "resolved",
+            "2026-01-01T10:00:00Z",
+            "2026-01-01T10:09:00Z",
+        )
+        .unwrap();
+        assert!(!seen.unchanged(&resolved), "its end is news");
+        let mut louder = firing.clone();
+        louder.score = 1.0;
+        assert!(!seen.unchanged(&louder), "a higher score is news");
+        // Two generations at most: the oldest ids are forgotten, never more than 2 × GENERATION.
+        let many: Vec<Signal> = (0..2 * Seen::GENERATION + 10)
+            .map(|i| {
+                let l = BTreeMap::from([("alertname".to_string(), format!("A{i}"))]);
+                alert_signal(&l, &none, "firing", "2026-01-01T10:00:00Z", "").unwrap()
+            })
+            .collect();
+        seen.remember(&many);
+        let held: usize = seen.gens.lock().unwrap().iter().map(|m| m.len()).sum();
+        assert!(held <= 2 * Seen::GENERATION, "{held}");
+        assert!(!seen.unchanged(&firing), "forgotten: written again, which is harmless");
+        assert!(seen.unchanged(many.last().unwrap()));
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct App<S> {
     pub pending: std::sync::Mutex<Vec<Signal>>,
     /// Incident correlation.
     pub incidents: crate::incidents::Hub,
+    /// Alerts stored recently (redeliveries that change nothing are not written again).
+    pub seen_alerts: crate::events::Seen,
     /// The service graph from traces.
     pub traces: std::sync::Mutex<auspex_rca::spans::ServiceGraph>,
 }

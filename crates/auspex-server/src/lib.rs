@@ -124,6 +124,7 @@ pub async fn serve_with<S: MlflowStore>(
         paused_until: AtomicI64::new(0),
         pending: std::sync::Mutex::new(Vec::new()),
         incidents,
+        seen_alerts: crate::events::Seen::default(),
         traces: std::sync::Mutex::new(
             auspex_rca::spans::ServiceGraph::new(
                 cfg_traces.max_spans,

@@ -120,6 +120,20 @@ pub async fn bulk_writes<S: Store>(s: S) {
         (0..500).map(|i| record(&format!("m{i}"), i, Some(vec![i as u8; 100]))).collect();
     s.put_series(&recs).await.unwrap();
     assert_eq!(s.load_series().await.unwrap().len(), 500);
+    // One id twice in one call (and past a batch boundary): the later updates the earlier,
+    // as two calls would.
+    let x = signal("dup", 10_000, 0.2);
+    let mut y = x.clone();
+    y.end = Some(11_000);
+    y.score = 0.8;
+    let mut batch: Vec<Signal> = (0..150).map(|i| signal(&format!("n{i}"), i, 0.5)).collect();
+    batch.insert(10, x.clone());
+    batch.push(y);
+    s.put_signals(&batch).await.unwrap();
+    let all = s.list_signals(0, 2000).await.unwrap();
+    assert_eq!(all.len(), 651);
+    let got = all.iter().find(|g| g.id == x.id).unwrap();
+    assert_eq!((got.end, got.score), (Some(11_000), 0.8));
 }
 
 /// Instantiates the conformance suite for a backend: `store_conformance_tests!(name, expr)`,

