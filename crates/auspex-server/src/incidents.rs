@@ -36,6 +36,8 @@ use crate::notify::{self, Event};
 pub struct Hub {
     corr: Mutex<Correlator>,
     dirty: Mutex<BTreeSet<IncidentId>>,
+    /// Held while incidents are written (see [`persist`]).
+    writing: tokio::sync::Mutex<()>,
     /// Notifications delivered, given up on after every retry, and dropped (`max_pending`).
     notified: [AtomicU64; 3],
     /// Notifications waiting or being sent, in order per incident.
@@ -140,6 +142,7 @@ impl Hub {
         Ok(Self {
             corr: Mutex::new(Correlator::new(cfg.incidents.correlator(), topo)),
             dirty: Mutex::new(BTreeSet::new()),
+            writing: tokio::sync::Mutex::new(()),
             notified: Default::default(),
             outbox: Mutex::new(Outbox::default()),
         })
@@ -375,6 +378,10 @@ async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident
 
 /// Writes the incidents marked as changed; on failure they stay marked.
 pub async fn persist<S: IncidentStore>(app: &App<S>) {
+    // One writer at a time: snapshots are taken and written in order (two concurrent writers
+    // could commit an older snapshot last), and callers that marked incidents while another
+    // was writing find them written together by the next one (group commit).
+    let _writer = app.incidents.writing.lock().await;
     let ids: Vec<IncidentId> =
         std::mem::take(&mut *lock(&app.incidents.dirty)).into_iter().collect();
     if ids.is_empty() {
