@@ -79,7 +79,7 @@ struct Counters {
     errors: AtomicU64,
 }
 
-pub(crate) fn base_url(target: &str) -> String {
+fn base_url(target: &str) -> String {
     // scheme://host:port of the target.
     let after = target.find("://").map_or(0, |i| i + 3);
     match target[after..].find('/') {
@@ -311,8 +311,9 @@ pub(crate) fn drive(load: &Load, sources: Vec<Source>) -> CmdResult {
             "p50_ms": p50, "p99_ms": p99, "target_peak_rss_mib": rss_mib, "elapsed_s": elapsed,
         });
         for (k, val) in &load.describe {
+            // Counts stay whole numbers in the JSON; other settings are strings.
             v[*k] = val
-                .parse::<f64>()
+                .parse::<u64>()
                 .map_or_else(|_| serde_json::json!(val), |x| serde_json::json!(x));
         }
         std::fs::write(p, serde_json::to_string_pretty(&v).unwrap_or_default() + "\n")
