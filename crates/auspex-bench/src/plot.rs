@@ -106,7 +106,11 @@ impl Plot {
             w + 2.0 * pad,
             h + 2.0 * pad
         );
-        let _ = write!(s, r#"<text x="{pad}" y="20">{}</text>"#, escape(title));
+        let _ = write!(
+            s,
+            r#"<text x="{pad}" y="20">{}</text>"#,
+            auspex_core::text::escape_markup(title)
+        );
         if self.buckets.is_empty() {
             s.push_str("</svg>\n");
             return s;
@@ -182,10 +186,6 @@ impl Plot {
         s.push('\n');
         s
     }
-}
-
-pub(crate) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[cfg(test)]

@@ -585,7 +585,7 @@ fn interpolate(lo: Option<Grouping>, hi: Grouping, c: f64) -> f64 {
 /// colour is pure; mixed colours show what was merged wrongly.
 pub fn svg(rows: &[(StormAlert, usize)], title: &str) -> String {
     use std::fmt::Write as _;
-    let esc = crate::plot::escape;
+    let esc = auspex_core::text::escape_markup;
     let (w, pad, left, row) = (1100.0, 40.0, 70.0, 3.0_f64);
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| (rows[i].1, rows[i].0.signal.start));

@@ -49,7 +49,8 @@ pub struct Hub {
 /// before it saw it opened (a retried `opened` holds back the `resolved` behind it).
 #[derive(Debug, Default)]
 struct Outbox {
-    queues: HashMap<IncidentId, VecDeque<(Event, Incident)>>,
+    /// The incident as it was at each change (shared: the sender takes it without a copy).
+    queues: HashMap<IncidentId, VecDeque<(Event, Arc<Incident>)>>,
     /// Notifications in all queues (bounded by `[notify] max_pending`).
     pending: usize,
 }
@@ -297,7 +298,7 @@ fn enqueue<S: MlflowStore>(app: &Arc<App<S>>, c: &mut Correlator, changes: &[Cha
             if ob.pending < max {
                 ob.pending += 1;
                 let q = ob.queues.entry(id).or_default();
-                q.push_back((ev, inc.clone()));
+                q.push_back((ev, Arc::new(inc.clone())));
                 Some(q.len() == 1)
             } else {
                 None
@@ -438,7 +439,7 @@ pub struct ListQuery {
 
 impl ListQuery {
     /// The status asked for (`None`: all), or why it is not one.
-    pub(crate) fn status(&self) -> Result<Option<Status>, String> {
+    fn status(&self) -> Result<Option<Status>, String> {
         match self.status.as_deref() {
             None | Some("") | Some("all") => Ok(None),
             Some(s) => Status::parse(s)
@@ -448,7 +449,7 @@ impl ListQuery {
     }
 
     /// How many to list (default 100, at most 10,000).
-    pub(crate) fn limit(&self) -> usize {
+    fn limit(&self) -> usize {
         self.limit.unwrap_or(100).min(10_000)
     }
 }
@@ -458,15 +459,22 @@ pub async fn list<S: MlflowStore>(
     State(app): State<Arc<App<S>>>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let status = match q.status() {
-        Ok(s) => s,
-        Err(msg) => return reply(StatusCode::BAD_REQUEST, msg),
-    };
-    persist(&app).await;
-    match app.store.list_incidents(status, q.limit()).await {
+    match listed(&app, &q).await {
         Ok(v) => axum::Json(json!({"incidents": v})).into_response(),
-        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
+        Err(r) => refuse(r),
     }
+}
+
+/// The incidents `q` asks for, newest first, after writing those waiting to be written (the
+/// JSON list and the page for people).
+pub(crate) async fn listed<S: MlflowStore>(
+    app: &App<S>,
+    q: &ListQuery,
+) -> Result<Vec<Incident>, Refusal> {
+    let status = q.status().map_err(|msg| (StatusCode::BAD_REQUEST, msg))?;
+    persist(app).await;
+    (app.store.list_incidents(status, q.limit()).await)
+        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")))
 }
 
 pub(crate) async fn load<S: MlflowStore>(

@@ -109,14 +109,6 @@ fn text(event: Event, inc: &Incident, causes: &[Candidate]) -> String {
     t
 }
 
-/// `s` cut to at most `max` characters, ending in `…` when cut.
-fn clip(s: String, max: usize) -> String {
-    match s.char_indices().nth(max.saturating_sub(1)) {
-        Some((i, _)) if s.chars().count() > max => format!("{}…", &s[..i]),
-        _ => s,
-    }
-}
-
 /// The body for a target.
 pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident, causes: &[Candidate]) -> Value {
     match t.kind.as_str() {
@@ -128,7 +120,7 @@ pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident, causes: &[Candida
                 "event_action": action,
                 "dedup_key": inc.id.to_string(),
                 "payload": {
-                    "summary": clip(text(event, inc, causes), PAGERDUTY_SUMMARY_CHARS),
+                    "summary": auspex_core::text::clip(&text(event, inc, causes), PAGERDUTY_SUMMARY_CHARS),
                     "source": "auspex",
                     "severity": inc.severity.as_str(),
                     "timestamp": auspex_core::time::format_rfc3339(inc.last_signal),
@@ -334,9 +326,6 @@ mod tests {
         let pd = payload(target("pagerduty"), Event::Opened, inc, &[]);
         let summary = pd["payload"]["summary"].as_str().unwrap();
         assert!(summary.chars().count() <= PAGERDUTY_SUMMARY_CHARS, "{}", summary.len());
-        assert_eq!(clip("abcdef".into(), 4), "abc…");
-        assert_eq!(clip("abcd".into(), 4), "abcd");
-        assert_eq!(clip("ééééé".into(), 3), "éé…");
     }
 
     #[test]

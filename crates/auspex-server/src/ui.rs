@@ -13,6 +13,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use auspex_core::text::{clip, escape_markup as escape};
 use auspex_core::time::format_rfc3339;
 use auspex_core::{Explanation, Signal, SignalKind};
 use auspex_incidents::{Incident, Status};
@@ -21,7 +22,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::{App, now_ms};
-use crate::incidents::{ListQuery, changes_around, load, parse_id, root_causes};
+use crate::incidents::{ListQuery, changes_around, listed, load, parse_id, root_causes};
 use crate::mlflow::MlflowStore;
 
 /// Signals drawn on an incident's time axis; the rest are counted.
@@ -29,32 +30,6 @@ const MAX_ROWS: usize = 200;
 const MIN: i64 = 60_000;
 /// How long before an incident's first signal its time axis shows change events.
 const CHANGE_LEAD: i64 = 30 * MIN;
-
-/// `s` with `& < > " '` escaped for HTML text and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `s` cut to `max` characters, ending in `…` when cut.
-fn clip(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-    t.push('…');
-    t
-}
 
 /// `2026-11-22 09:53:16` (UTC).
 fn when(ms: i64) -> String {
@@ -100,14 +75,9 @@ pub async fn incidents_page<S: MlflowStore>(
     State(app): State<Arc<App<S>>>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let status = match q.status() {
-        Ok(s) => s,
-        Err(msg) => return error_page(StatusCode::BAD_REQUEST, &msg),
-    };
-    crate::incidents::persist(&app).await;
-    let list = match app.store.list_incidents(status, q.limit()).await {
+    let list = match listed(&app, &q).await {
         Ok(v) => v,
-        Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}")),
+        Err((code, msg)) => return error_page(code, &msg),
     };
     let mut b = String::from("<h1>Incidents</h1><nav>");
     for (label, s) in [
@@ -377,16 +347,6 @@ mod tests {
         );
         s.end = end;
         s
-    }
-
-    #[test]
-    fn escape_covers_markup_and_quotes() {
-        assert_eq!(
-            escape("<a href='x'>\"&\"</a>"),
-            "&lt;a href=&#39;x&#39;&gt;&quot;&amp;&quot;&lt;/a&gt;"
-        );
-        assert_eq!(clip("abcdef", 4), "abc…");
-        assert_eq!(clip("abc", 4), "abc");
     }
 
     #[test]
