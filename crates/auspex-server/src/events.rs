@@ -112,6 +112,11 @@ pub fn alert_signal(
     starts_at: &str,
     ends_at: &str,
 ) -> Result<Signal, String> {
+    if labels.is_empty() {
+        // Alertmanager refuses such an alert too: with no labels it has no identity, so every
+        // unlabelled alert would be one signal.
+        return Err("alert has no labels: at least one (such as alertname) is needed".into());
+    }
     let l = Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| format!("alert labels: {e}"))?;
     let start =
@@ -290,6 +295,9 @@ mod tests {
         assert!(alert_signal(&labels, &ann, "firing", &soon, "").is_ok());
         let e = alert_signal(&labels, &ann, "firing", "2999-01-01T00:00:00Z", "").unwrap_err();
         assert!(e.contains("ahead of this server's clock"), "{e}");
+        let e =
+            alert_signal(&BTreeMap::new(), &ann, "firing", "2026-01-01T10:00:00Z", "").unwrap_err();
+        assert!(e.contains("no labels"), "{e}");
     }
 
     #[test]

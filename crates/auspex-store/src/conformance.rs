@@ -379,6 +379,113 @@ pub async fn registry_round_trip<S: RegistryStore>(s: S) {
     assert!(s.get_registered_model("m").await.unwrap().is_none());
 }
 
+/// The incident rows follow every kind of change: a seeded stream of joins, repeats, ends,
+/// scores, acks, resolutions, merges, splits and auto-resolution, with few members and a short
+/// timeline (so both overflow and let entries go), each step written and read back. `reopen`
+/// gives a store on the same database with nothing remembered (for stores that remember what
+/// they wrote; in memory it may return the same store).
+pub async fn incidents_follow_every_change<S, F, Fut>(s: S, reopen: F)
+where
+    S: crate::IncidentStore,
+    F: Fn(S) -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
+    use auspex_incidents::{Config, Correlator, Topology};
+    let cfg = Config { max_members: 5, max_timeline: 6, ..Config::default() };
+    let mut c = Correlator::new(cfg, Topology::default());
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut s = s;
+    let mut t = 1_000_000i64;
+    let mut live: Vec<Signal> = Vec::new();
+    let mut written = 0;
+    for step in 0..400 {
+        t += next(90_000) as i64;
+        let ids: Vec<_> = c.incidents().map(|i| i.id).collect();
+        let pick = |k: u64| ids.get(k as usize % ids.len().max(1)).copied();
+        match next(12) {
+            0..=5 => {
+                let svc = format!("svc{}", next(4));
+                let name = format!("Alert{}", next(6));
+                let labels =
+                    Labels::from_pairs([("alertname", name.as_str()), ("service", &svc)]).unwrap();
+                let sig = Signal::new(
+                    SignalKind::Alert,
+                    labels,
+                    t,
+                    0.5 + next(50) as f64 / 100.0,
+                    Explanation::Text { message: format!("{name} on {svc}") },
+                );
+                c.observe(&sig);
+                live.push(sig);
+            }
+            6 | 7 if !live.is_empty() => {
+                let k = next(live.len() as u64) as usize;
+                let mut sig = live.swap_remove(k);
+                if next(3) == 0 {
+                    sig.score = 1.0; // a higher score, still firing
+                    c.observe(&sig);
+                    live.push(sig);
+                } else {
+                    sig.end = Some(t);
+                    c.observe(&sig);
+                }
+            }
+            8 => {
+                if let Some(id) = pick(next(1 << 20)) {
+                    let _ = if next(2) == 0 { c.ack(id, t, "ana") } else { c.resolve(id, t, "bo") };
+                }
+            }
+            9 => {
+                if let (Some(a), Some(b)) = (pick(next(1 << 20)), pick(next(1 << 20))) {
+                    let _ = c.merge(a, b, t, "cy");
+                }
+            }
+            10 => {
+                if let Some(inc) = pick(next(1 << 20)).and_then(|id| c.get(id)) {
+                    let take: Vec<_> =
+                        inc.signals.iter().step_by(2).map(|m| m.fingerprint).collect();
+                    let id = inc.id;
+                    let _ = c.split(id, &take, t, "di");
+                }
+            }
+            _ => {
+                c.tick(t);
+            }
+        }
+        // Write a random half of the incidents (the rest catch up later), or all of them.
+        let all: Vec<_> = c.incidents().cloned().collect();
+        let some: Vec<_> = all.iter().filter(|_| next(2) == 0).cloned().collect();
+        s.put_incidents(if step % 5 == 0 { &all } else { &some }).await.unwrap();
+        written += some.len();
+        if step % 100 == 99 {
+            s = reopen(s).await;
+        }
+        if step % 5 == 0 {
+            for inc in &all {
+                let got = s.get_incident(inc.id).await.unwrap();
+                assert_eq!(got.as_ref(), Some(inc), "step {step}: incident {}", inc.id);
+            }
+        }
+    }
+    assert!(written > 300, "the stream wrote incidents often: {written}");
+    let all: Vec<_> = c.incidents().cloned().collect();
+    s.put_incidents(&all).await.unwrap();
+    assert!(all.iter().any(|i| i.timeline.len() == 6), "some timeline was full");
+    assert!(all.iter().any(|i| i.signals.len() == 5), "some incident had the most members");
+    // The listing holds every incident in memory as it is, and those let go as last written.
+    let listed = s.list_incidents(None, 10_000).await.unwrap();
+    assert!(listed.len() > all.len(), "some were let go: {} {}", listed.len(), all.len());
+    for inc in &all {
+        assert_eq!(listed.iter().find(|l| l.id == inc.id), Some(inc));
+    }
+}
+
 /// Incidents round-trip through the store, by id, by status and for start-up; change signals
 /// are found by time.
 pub async fn incidents_round_trip<S: Store + crate::IncidentStore>(s: S) {
@@ -455,6 +562,10 @@ macro_rules! store_conformance_tests {
             #[tokio::test]
             async fn search_in_the_database_agrees_with_the_filter() {
                 $crate::conformance::search_in_the_database_agrees_with_the_filter($make).await;
+            }
+            #[tokio::test]
+            async fn incidents_follow_every_change() {
+                $crate::conformance::incidents_follow_every_change($make, |s| async { s }).await;
             }
             #[tokio::test]
             async fn incidents_round_trip() {

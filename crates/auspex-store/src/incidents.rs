@@ -1,13 +1,15 @@
 //! Where incidents live: [`IncidentStore`] and its SQLite implementation.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use auspex_core::{IncidentId, Signal, TimestampMs};
-use auspex_incidents::{Incident, Status};
+use auspex_incidents::{Incident, Member, Status, TimelineEntry};
 use sqlx::Row;
 
 use crate::StoreError;
-use crate::sqlite::{SqliteStore, db, wall_ms};
+use crate::sqlite::{SqliteStore, db, lock, wall_ms};
 
 /// Incidents and the change events around them. Writes are durable before they resolve.
 pub trait IncidentStore: Clone + Send + Sync + 'static {
@@ -46,17 +48,276 @@ pub trait IncidentStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Signal>, StoreError>> + Send;
 }
 
-fn parse(id: &str, json: &str) -> Result<Incident, StoreError> {
+fn parse<T: serde::de::DeserializeOwned>(id: &str, json: &str) -> Result<T, StoreError> {
     serde_json::from_str(json)
         .map_err(|e| StoreError::Corrupt { id: id.to_string(), why: e.to_string() })
 }
 
-fn rows_to_incidents(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Incident>, StoreError> {
-    rows.iter().map(|r| parse(r.get(0), r.get(1))).collect()
-}
-
 fn lim(limit: usize) -> i64 {
     limit.min(i64::MAX as usize) as i64
+}
+
+/// How many incidents [`Written`] is remembered for; an incident beyond it is written whole
+/// next time (correct, only slower).
+const REMEMBERED: usize = 1024;
+
+/// Rows per multi-row statement.
+const ROWS: usize = 100;
+
+/// What was last committed of one incident: a hash of each member row, by position, and of
+/// each timeline row with its `seq`, so that the next write rewrites only what changed.
+#[derive(Debug, Clone, Default)]
+struct Written {
+    members: Vec<u64>,
+    timeline: Vec<(i64, u64)>,
+    next_seq: i64,
+    used: u64,
+}
+
+/// [`Written`] for the incidents written last, at most [`REMEMBERED`].
+#[derive(Debug, Default)]
+pub(crate) struct WrittenRows {
+    by_id: HashMap<IncidentId, Written>,
+    clock: u64,
+}
+
+impl WrittenRows {
+    fn get(&self, id: IncidentId) -> Option<&Written> {
+        self.by_id.get(&id)
+    }
+
+    fn insert(&mut self, id: IncidentId, mut w: Written) {
+        self.clock += 1;
+        w.used = self.clock;
+        if self.by_id.len() >= REMEMBERED
+            && !self.by_id.contains_key(&id)
+            && let Some(old) = self.by_id.iter().min_by_key(|(_, w)| w.used).map(|(k, _)| *k)
+        {
+            self.by_id.remove(&old);
+        }
+        self.by_id.insert(id, w);
+    }
+}
+
+/// A hash of every field of a member, without serialising it. The destructuring lists every
+/// field, so a field added to [`Member`] fails to compile here until it is hashed too.
+fn member_hash(m: &Member) -> u64 {
+    let Member { id, fingerprint, kind, labels, title, start, end, score, occurrences, deviation } =
+        m;
+    let mut h = DefaultHasher::new();
+    (id, fingerprint, kind, labels, title, start, end, score.to_bits(), occurrences).hash(&mut h);
+    deviation.map(f64::to_bits).hash(&mut h);
+    h.finish()
+}
+
+/// A hash of every field of a timeline entry (as [`member_hash`]).
+fn entry_hash(e: &TimelineEntry) -> u64 {
+    let TimelineEntry { time, event, detail } = e;
+    let mut h = DefaultHasher::new();
+    (time, event, detail).hash(&mut h);
+    h.finish()
+}
+
+/// `inc` without its members and timeline (they are rows of their own).
+fn header(inc: &Incident) -> Incident {
+    Incident {
+        v: inc.v,
+        id: inc.id,
+        title: inc.title.clone(),
+        status: inc.status,
+        severity: inc.severity,
+        score: inc.score,
+        opened: inc.opened,
+        last_signal: inc.last_signal,
+        acknowledged: inc.acknowledged,
+        resolved: inc.resolved,
+        resolved_by: inc.resolved_by.clone(),
+        acknowledged_by: inc.acknowledged_by.clone(),
+        flapping: inc.flapping,
+        services: inc.services.clone(),
+        scope: inc.scope.clone(),
+        signal_count: inc.signal_count,
+        signals: Vec::new(),
+        timeline: Vec::new(),
+    }
+}
+
+/// Inserts or replaces `(incident_id, key, json)` rows of `table` (`incident_members` keyed by
+/// `pos`, `incident_timeline` by `seq`).
+async fn upsert_rows(
+    tx: &mut sqlx::SqliteConnection,
+    table: &'static str,
+    key: &'static str,
+    id: &str,
+    rows: &[(i64, String)],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "INSERT INTO {table} (incident_id, {key}, json) "
+        ));
+        q.push_values(chunk, |mut b, (k, json)| {
+            b.push_bind(id).push_bind(*k).push_bind(json.as_str());
+        });
+        q.push(format!(" ON CONFLICT(incident_id, {key}) DO UPDATE SET json = excluded.json"));
+        q.build().execute(&mut *tx).await.map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Deletes `table`'s rows of incident `id` whose `key` is in `[from, to)`.
+async fn delete_rows(
+    tx: &mut sqlx::SqliteConnection,
+    table: &'static str,
+    key: &'static str,
+    id: &str,
+    from: i64,
+    to: i64,
+) -> Result<(), StoreError> {
+    // `table` and `key` are this file's constants, never input.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM {table} WHERE incident_id = ?1 AND {key} >= ?2 AND {key} < ?3"
+    )))
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The rows of incident `id` in `table`, in `key` order, parsed.
+async fn child_rows<T: serde::de::DeserializeOwned>(
+    tx: &mut sqlx::SqliteConnection,
+    table: &'static str,
+    key: &'static str,
+    id: &str,
+) -> Result<Vec<T>, StoreError> {
+    // `table` and `key` are this file's constants, never input.
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT json FROM {table} WHERE incident_id = ?1 ORDER BY {key}"
+    )))
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db)?;
+    rows.iter().map(|r| parse(id, r.get(0))).collect()
+}
+
+/// Where `new` (timeline hashes) continues `old`: the number `d` of entries after the first
+/// that were let go, when `new` is `old[0]`, then `old[1 + d..]`, then entries appended.
+fn continues(old: &[(i64, u64)], new: &[u64]) -> Option<usize> {
+    let (first, rest) = old.split_first()?;
+    let (new_first, tail) = new.split_first()?;
+    if *new_first != first.1 {
+        return None;
+    }
+    (0..=rest.len()).find(|&d| {
+        let kept = &rest[d..];
+        tail.len() >= kept.len() && kept.iter().zip(tail).all(|(o, n)| o.1 == *n)
+    })
+}
+
+/// Writes incident `inc` (header, members, timeline) in `tx`, rewriting only the rows that
+/// changed since `before`; returns what is now written.
+async fn write_incident(
+    tx: &mut sqlx::SqliteConnection,
+    inc: &Incident,
+    before: Option<&Written>,
+) -> Result<Written, StoreError> {
+    let id = inc.id.to_string();
+    let json = serde_json::to_string(&header(inc)).map_err(db)?;
+    sqlx::query(
+        "INSERT INTO incidents (id, status, opened_ms, resolved_ms, json, written_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status,
+           opened_ms = excluded.opened_ms, resolved_ms = excluded.resolved_ms,
+           json = excluded.json, written_ms = excluded.written_ms",
+    )
+    .bind(&id)
+    .bind(inc.status.as_str())
+    .bind(inc.opened)
+    .bind(inc.resolved)
+    .bind(json)
+    .bind(wall_ms())
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+
+    // Members by position: a changed or new position is written, positions past the end go.
+    let mut now = Written::default();
+    let mut rows = Vec::new();
+    for (pos, m) in inc.signals.iter().enumerate() {
+        let h = member_hash(m);
+        if before.and_then(|b| b.members.get(pos)) != Some(&h) {
+            rows.push((pos as i64, serde_json::to_string(m).map_err(db)?));
+        }
+        now.members.push(h);
+    }
+    upsert_rows(tx, "incident_members", "pos", &id, &rows).await?;
+    let old_len = before.map_or(i64::MAX, |b| b.members.len() as i64);
+    if old_len > inc.signals.len() as i64 {
+        delete_rows(tx, "incident_members", "pos", &id, inc.signals.len() as i64, i64::MAX).await?;
+    }
+
+    // The timeline: entries are appended, and the oldest after the first let go; anything
+    // else (or nothing remembered) rewrites it whole.
+    let hashes: Vec<u64> = inc.timeline.iter().map(entry_hash).collect();
+    let json = |e: &TimelineEntry| serde_json::to_string(e).map_err(db);
+    let old = before.map_or(&[][..], |b| &b.timeline[..]);
+    let mut rows = Vec::new();
+    match continues(old, &hashes) {
+        Some(d) => {
+            let b = before.map_or(0, |b| b.next_seq);
+            if d > 0 {
+                delete_rows(tx, "incident_timeline", "seq", &id, old[1].0, old[d].0 + 1).await?;
+            }
+            now.timeline.push(old[0]);
+            now.timeline.extend_from_slice(&old[1 + d..]);
+            now.next_seq = b;
+            for (e, h) in inc.timeline.iter().zip(&hashes).skip(old.len() - d) {
+                rows.push((now.next_seq, json(e)?));
+                now.timeline.push((now.next_seq, *h));
+                now.next_seq += 1;
+            }
+        }
+        None => {
+            delete_rows(tx, "incident_timeline", "seq", &id, i64::MIN, i64::MAX).await?;
+            for (e, h) in inc.timeline.iter().zip(&hashes) {
+                rows.push((now.next_seq, json(e)?));
+                now.timeline.push((now.next_seq, *h));
+                now.next_seq += 1;
+            }
+        }
+    }
+    upsert_rows(tx, "incident_timeline", "seq", &id, &rows).await?;
+    Ok(now)
+}
+
+impl SqliteStore {
+    /// Reads the incidents whose `(id, json)` headers `sql` selects (with `binds`), members and
+    /// timeline included, in one read transaction so that all rows come from one commit.
+    async fn read_incidents(
+        &self,
+        sql: &'static str,
+        binds: impl FnOnce(
+            sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+        )
+            -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let heads = binds(sqlx::query(sql)).fetch_all(&mut *tx).await.map_err(db)?;
+        let mut out = Vec::with_capacity(heads.len());
+        for r in &heads {
+            let id: &str = r.get(0);
+            let mut inc: Incident = parse(id, r.get(1))?;
+            inc.signals = child_rows(&mut tx, "incident_members", "pos", id).await?;
+            inc.timeline = child_rows(&mut tx, "incident_timeline", "seq", id).await?;
+            out.push(inc);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
 }
 
 impl IncidentStore for SqliteStore {
@@ -66,35 +327,31 @@ impl IncidentStore for SqliteStore {
         }
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await.map_err(db)?;
+        // What this transaction wrote; remembered only once it has committed.
+        let mut staged: HashMap<IncidentId, Written> = HashMap::new();
         for inc in incidents {
-            let json = serde_json::to_string(inc).map_err(db)?;
-            sqlx::query(
-                "INSERT INTO incidents (id, status, opened_ms, resolved_ms, json, written_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(id) DO UPDATE SET status = excluded.status,
-                   opened_ms = excluded.opened_ms, resolved_ms = excluded.resolved_ms,
-                   json = excluded.json, written_ms = excluded.written_ms",
-            )
-            .bind(inc.id.to_string())
-            .bind(inc.status.as_str())
-            .bind(inc.opened)
-            .bind(inc.resolved)
-            .bind(json)
-            .bind(wall_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            let before = match staged.get(&inc.id) {
+                Some(w) => Some(w.clone()),
+                None => lock(&self.written).get(inc.id).cloned(),
+            };
+            let now = write_incident(&mut tx, inc, before.as_ref()).await?;
+            staged.insert(inc.id, now);
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        let mut w = lock(&self.written);
+        for (id, now) in staged {
+            w.insert(id, now);
+        }
+        Ok(())
     }
 
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
-        let row = sqlx::query("SELECT id, json FROM incidents WHERE id = ?1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.map(|r| parse(r.get(0), r.get(1))).transpose()
+        let mut got = self
+            .read_incidents("SELECT id, json FROM incidents WHERE id = ?1", |q| {
+                q.bind(id.to_string())
+            })
+            .await?;
+        Ok(got.pop())
     }
 
     async fn list_incidents(
@@ -102,31 +359,24 @@ impl IncidentStore for SqliteStore {
         status: Option<Status>,
         limit: usize,
     ) -> Result<Vec<Incident>, StoreError> {
-        let rows = sqlx::query(
+        self.read_incidents(
             "SELECT id, json FROM incidents WHERE ?1 IS NULL OR status = ?1
              ORDER BY opened_ms DESC, id LIMIT ?2",
+            |q| q.bind(status.map(Status::as_str)).bind(lim(limit)),
         )
-        .bind(status.map(Status::as_str))
-        .bind(lim(limit))
-        .fetch_all(&self.pool)
         .await
-        .map_err(db)?;
-        rows_to_incidents(&rows)
     }
 
     async fn load_incidents(
         &self,
         resolved_since: TimestampMs,
     ) -> Result<Vec<Incident>, StoreError> {
-        let rows = sqlx::query(
+        self.read_incidents(
             "SELECT id, json FROM incidents WHERE status != 'resolved' OR resolved_ms >= ?1
              ORDER BY opened_ms, id",
+            |q| q.bind(resolved_since),
         )
-        .bind(resolved_since)
-        .fetch_all(&self.pool)
         .await
-        .map_err(db)?;
-        rows_to_incidents(&rows)
     }
 
     async fn list_changes(

@@ -19,6 +19,13 @@ pub struct SqliteStore {
     /// Tracking writes take this first: one writer at a time, so a deferred transaction never
     /// has to upgrade to a write lock another connection holds ("database is locked").
     pub(crate) write: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// What the last incident writes committed, so the next rewrites only changed rows.
+    pub(crate) written: std::sync::Arc<std::sync::Mutex<crate::incidents::WrittenRows>>,
+}
+
+/// Locks `m`; a panic elsewhere while it was held does not poison it for everyone else.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub(crate) fn db(e: impl std::fmt::Display) -> StoreError {
@@ -78,7 +85,7 @@ impl SqliteStore {
         let pool =
             SqlitePoolOptions::new().max_connections(max).connect_with(opts).await.map_err(db)?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(db)?;
-        Ok(Self { pool, write: std::sync::Arc::default() })
+        Ok(Self { pool, write: std::sync::Arc::default(), written: std::sync::Arc::default() })
     }
 }
 
