@@ -193,15 +193,20 @@ async fn child_rows<T: serde::de::DeserializeOwned>(
     key: &'static str,
     id: &str,
 ) -> Result<Vec<T>, StoreError> {
-    // `table` and `key` are this file's constants, never input.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT json FROM {table} WHERE incident_id = ?1 ORDER BY {key}"
+    // `table` and `key` are this file's constants, never input. One row holding a JSON array:
+    // decoding thousands of small rows one by one cost three times as much.
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT '[' || group_concat(json, ',' ORDER BY {key}) || ']' FROM {table}
+         WHERE incident_id = ?1"
     )))
     .bind(id)
-    .fetch_all(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
     .map_err(db)?;
-    rows.iter().map(|r| parse(id, r.get(0))).collect()
+    match row.get::<Option<&str>, _>(0) {
+        Some(array) => parse(id, array),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Where `new` (timeline hashes) continues `old`: the number `d` of entries after the first
