@@ -498,3 +498,45 @@ fn a_target_outside_the_allow_list_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not in notify.allow"), "{err}");
 }
+
+#[test]
+fn notifications_not_yet_sent_survive_a_crash() {
+    // The receiver is down and the retry is 60 s away when the server is killed; the restarted
+    // server (now pointed at a receiver that is up) sends the `opened` it still owed.
+    let (down, down_got) = receiver(500);
+    let (up, up_got) = receiver(200);
+    let data = temp_dir("incidents-unsent");
+    let config = |addr: SocketAddr| {
+        format!(
+            "[notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 3\nbackoff = \"60s\"\ntimeout = \"5s\"\n\
+             [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n"
+        )
+    };
+    let (mut peer, addr) = common::start(&data, &config(down), &[]);
+    let t = now_ms() - 60_000;
+    let a = alert("QueueStuck", "worker", "firing", &rfc(t), "0001-01-01T00:00:00Z");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a])).0, 200);
+    let id = incidents(addr)[0]["id"].as_str().unwrap().to_string();
+    wait_for("the first attempt", 30, || !down_got.lock().unwrap().is_empty());
+    let (_, v) = get(addr, &format!("/auspex/v1/incidents/{id}"));
+    assert_eq!(v["incident"]["unsent"], json!(["opened"]), "{v}");
+    peer.kill_hard();
+    drop(peer);
+
+    let (_peer, addr) = common::start(&data, &config(up), &[]);
+    wait_for("the owed notification", 30, || !up_got.lock().unwrap().is_empty());
+    let body: Value = serde_json::from_slice(&up_got.lock().unwrap()[0].body).unwrap();
+    assert_eq!(body["event"], "opened", "{body}");
+    assert_eq!(body["incident"]["id"], id.as_str(), "{body}");
+    wait_for("unsent cleared", 30, || {
+        let (_, v) = get(addr, &format!("/auspex/v1/incidents/{id}"));
+        v["incident"].get("unsent").is_none()
+            && v["incident"]["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["event"] == "notified")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(up_got.lock().unwrap().len(), 1, "sent once");
+}

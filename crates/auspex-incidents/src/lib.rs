@@ -273,6 +273,10 @@ pub struct Incident {
     pub signals: Vec<Member>,
     /// History (at most `max_timeline` entries).
     pub timeline: Vec<TimelineEntry>,
+    /// Notifications queued for it and not yet sent (event names, oldest first). They are
+    /// kept with the incident so that a restart sends them instead of losing them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsent: Vec<String>,
 }
 
 impl Incident {
@@ -818,6 +822,7 @@ impl Correlator {
             signal_count: 1,
             signals: vec![member(s, title.clone())],
             timeline: Vec::new(),
+            unsent: Vec::new(),
         };
         inc.record(self.cfg.max_timeline, s.start, "opened", title);
         self.incidents.insert(id, inc);
@@ -1047,6 +1052,7 @@ impl Correlator {
             signal_count: count.max(n as u64),
             signals: moved,
             timeline: Vec::new(),
+            unsent: Vec::new(),
         };
         new.record(max_t, now, "opened", format!("split from {id} by {by}"));
         for m in &new.signals {

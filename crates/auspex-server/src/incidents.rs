@@ -279,59 +279,125 @@ async fn apply<S: MlflowStore>(app: &Arc<App<S>>, changes: Vec<Change>) {
 
 /// Queues the notifications of `changes`, just made on `c`. The caller still holds the
 /// correlator's lock, so the notifications of one incident queue in the order of its changes
-/// whoever made them. One over `[notify] max_pending` is dropped, counted and recorded in the
-/// incident's timeline.
+/// whoever made them.
 fn enqueue<S: MlflowStore>(app: &Arc<App<S>>, c: &mut Correlator, changes: &[Change]) {
     if app.cfg.notify.targets.is_empty() {
         return;
     }
-    let max = app.cfg.notify.max_pending;
     for &ch in changes {
         let Some(ev) = event_of(ch) else { continue };
-        let Some(inc) = c.get(ch.id()) else { continue };
-        if !app.cfg.notify.targets.iter().any(|t| notify::wants(t, ev, inc)) {
-            continue;
+        queue(app, c, ch.id(), ev, false);
+    }
+}
+
+/// Queues notification `ev` of incident `id` if some target wants it, and notes it in the
+/// incident's `unsent` (already there when `resumed`), which is written with the incident, so
+/// a restart resends it. One over `[notify] max_pending` is dropped, counted and recorded in
+/// the incident's timeline.
+fn queue<S: MlflowStore>(
+    app: &Arc<App<S>>,
+    c: &mut Correlator,
+    id: IncidentId,
+    ev: Event,
+    resumed: bool,
+) {
+    let max = app.cfg.notify.max_pending;
+    let max_t = c.config().max_timeline;
+    let Some(inc) = c.get_mut(id) else { return };
+    if !app.cfg.notify.targets.iter().any(|t| notify::wants(t, ev, inc)) {
+        if resumed {
+            unsent_done(inc, ev);
         }
-        let id = inc.id;
-        let start_worker = {
-            let mut ob = lock(&app.incidents.outbox);
-            if ob.pending < max {
-                ob.pending += 1;
-                let q = ob.queues.entry(id).or_default();
-                q.push_back((ev, Arc::new(inc.clone())));
-                Some(q.len() == 1)
-            } else {
-                None
+        return;
+    }
+    let start_worker = {
+        let mut ob = lock(&app.incidents.outbox);
+        if ob.pending < max {
+            ob.pending += 1;
+            let mut snap = inc.clone();
+            snap.unsent.clear();
+            let q = ob.queues.entry(id).or_default();
+            q.push_back((ev, Arc::new(snap)));
+            Some(q.len() == 1)
+        } else {
+            None
+        }
+    };
+    match start_worker {
+        Some(started) => {
+            if !resumed {
+                inc.unsent.push(ev.as_str().to_string());
             }
-        };
-        match start_worker {
-            Some(true) => {
+            if started {
                 let app = app.clone();
                 tokio::spawn(async move { drain(&app, id).await });
             }
-            Some(false) => {}
-            None => {
-                app.incidents.notified[2].fetch_add(1, Relaxed);
-                let d = format!(
-                    "{} dropped: {max} notifications pending (notify.max_pending)",
-                    ev.as_str()
-                );
-                eprintln!("auspex: incident {id}: {d}");
-                let max_t = c.config().max_timeline;
-                if let Some(i) = c.get_mut(id) {
-                    i.record(max_t, now_ms(), "notify_failed", d);
-                }
+        }
+        None => {
+            app.incidents.notified[2].fetch_add(1, Relaxed);
+            let d = format!(
+                "{} dropped: {max} notifications pending (notify.max_pending)",
+                ev.as_str()
+            );
+            eprintln!("auspex: incident {id}: {d}");
+            if resumed {
+                unsent_done(inc, ev);
             }
+            inc.record(max_t, now_ms(), "notify_failed", d);
         }
     }
 }
 
-/// Sends incident `id`'s queued notifications in order until its queue is empty.
+/// Takes `ev` off `inc`'s unsent notifications (the oldest of that name).
+fn unsent_done(inc: &mut Incident, ev: Event) {
+    if let Some(i) = inc.unsent.iter().position(|u| u == ev.as_str()) {
+        inc.unsent.remove(i);
+    }
+}
+
+/// Queues again the notifications that incidents in memory still hold as unsent (start-up:
+/// they were queued before a stop or crash and not sent).
+pub async fn resume_notifications<S: MlflowStore>(app: &Arc<App<S>>) {
+    let mut touched = Vec::new();
+    {
+        let mut c = lock(&app.incidents.corr);
+        let held: Vec<(IncidentId, Vec<String>)> = c
+            .incidents()
+            .filter(|i| !i.unsent.is_empty())
+            .map(|i| (i.id, i.unsent.clone()))
+            .collect();
+        for (id, unsent) in held {
+            for name in unsent {
+                match Event::parse(&name) {
+                    Some(ev) => queue(app, &mut c, id, ev, true),
+                    None => {
+                        if let Some(inc) = c.get_mut(id) {
+                            inc.unsent.retain(|u| *u != name);
+                        }
+                    }
+                }
+            }
+            touched.push(id);
+        }
+    }
+    if !touched.is_empty() {
+        app.incidents.mark(touched);
+        persist(app).await;
+    }
+}
+
+/// Sends incident `id`'s queued notifications in order until its queue is empty; each one
+/// sent (or given up on) leaves the incident's `unsent`.
 async fn drain<S: MlflowStore>(app: &Arc<App<S>>, id: IncidentId) {
     loop {
         let next = lock(&app.incidents.outbox).queues.get(&id).and_then(|q| q.front().cloned());
         let Some((ev, inc)) = next else { return };
         notify_all(app, ev, &inc).await;
+        if let Some(i) = lock(&app.incidents.corr).get_mut(id) {
+            unsent_done(i, ev);
+        }
+        app.incidents.mark([id]);
+        persist(app).await;
         let mut ob = lock(&app.incidents.outbox);
         ob.pending = ob.pending.saturating_sub(1);
         let Some(q) = ob.queues.get_mut(&id) else { return };

@@ -138,6 +138,7 @@ pub async fn serve_with<S: MlflowStore>(
         .map_err(|e| ServeError::Bind { addr: listen.to_string(), why: e.to_string() })?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
     ready(addr);
+    incidents::resume_notifications(&app).await;
     let worker = tokio::spawn(snapshot_loop(app.clone()));
     let ticker = tokio::spawn(incidents::tick_loop(app.clone()));
     let res = axum::serve(listener, http::router(app.clone()))

@@ -45,6 +45,13 @@ impl Event {
             Self::Resolved => "resolved",
         }
     }
+
+    /// The event named `s` (as [`Event::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Opened, Self::Escalated, Self::Reopened, Self::Resolved]
+            .into_iter()
+            .find(|e| e.as_str() == s)
+    }
 }
 
 /// (scheme, host, port, path) of an http(s) URL; `None` if it is not one, or carries

@@ -139,6 +139,7 @@ fn header(inc: &Incident) -> Incident {
         signal_count: inc.signal_count,
         signals: Vec::new(),
         timeline: Vec::new(),
+        unsent: inc.unsent.clone(),
     }
 }
 
