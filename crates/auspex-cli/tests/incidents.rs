@@ -520,6 +520,8 @@ fn notifications_not_yet_sent_survive_a_crash() {
     wait_for("the first attempt", 30, || !down_got.lock().unwrap().is_empty());
     let (_, v) = get(addr, &format!("/auspex/v1/incidents/{id}"));
     assert_eq!(v["incident"]["unsent"], json!(["opened"]), "{v}");
+    let (_, _, html) = page(addr, &format!("/ui/incidents/{id}"));
+    assert!(html.contains("notifications not yet sent: opened"), "{html}");
     peer.kill_hard();
     drop(peer);
 

@@ -156,6 +156,13 @@ pub async fn incident_page<S: MlflowStore>(
         "<p>services: {}</p>",
         escape(&inc.services.iter().cloned().collect::<Vec<_>>().join(", "))
     );
+    if !inc.unsent.is_empty() {
+        let _ = write!(
+            b,
+            "<p class=\"warning\">notifications not yet sent: {}</p>",
+            escape(&inc.unsent.join(", "))
+        );
+    }
     b.push_str(&timeline_svg(&inc, &changes, now));
     b.push_str("<h2>Likely root causes</h2>");
     if causes.is_empty() {
