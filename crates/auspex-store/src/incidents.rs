@@ -326,6 +326,11 @@ impl SqliteStore {
     }
 }
 
+/// Change events by time. It must keep `kind = 'change'` literal: that is what lets SQLite use
+/// the partial index `signals_changes`, which only change events enter.
+const CHANGES: &str = "SELECT id, json FROM signals WHERE kind = 'change'
+    AND start_ms BETWEEN ?1 AND ?2 ORDER BY start_ms, id LIMIT ?3";
+
 impl IncidentStore for SqliteStore {
     async fn put_incidents(&self, incidents: &[Incident]) -> Result<(), StoreError> {
         if incidents.is_empty() {
@@ -391,16 +396,13 @@ impl IncidentStore for SqliteStore {
         to: TimestampMs,
         limit: usize,
     ) -> Result<Vec<Signal>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, json FROM signals WHERE kind = 'change' AND start_ms BETWEEN ?1 AND ?2
-             ORDER BY start_ms, id LIMIT ?3",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(lim(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        let rows = sqlx::query(CHANGES)
+            .bind(from)
+            .bind(to)
+            .bind(lim(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
         rows.iter()
             .map(|r| {
                 let id: String = r.get(0);
@@ -408,5 +410,36 @@ impl IncidentStore for SqliteStore {
                     .map_err(|e| StoreError::Corrupt { id, why: e.to_string() })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A change of [`CHANGES`] that stopped matching the partial index would scan every signal.
+    #[tokio::test]
+    async fn change_lookup_uses_the_partial_index() {
+        let s = SqliteStore::memory().await.unwrap();
+        let plan = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {CHANGES}")))
+            .bind(0i64)
+            .bind(1i64)
+            .bind(10i64)
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+        let plan: Vec<String> = plan.iter().map(|r| r.get::<String, _>(3)).collect();
+        assert!(plan.iter().any(|p| p.contains("USING INDEX signals_changes")), "{plan:?}");
+    }
+
+    #[test]
+    fn a_timeline_continues_when_entries_were_appended_or_let_go() {
+        let old = [(0, 10), (1, 11), (2, 12), (5, 13)];
+        assert_eq!(continues(&old, &[10, 11, 12, 13, 14]), Some(0), "appended");
+        assert_eq!(continues(&old, &[10, 12, 13, 14]), Some(1), "one let go, one appended");
+        assert_eq!(continues(&old, &[10, 14]), Some(3), "all after the first let go");
+        assert_eq!(continues(&old, &[99, 11, 12, 13]), None, "the first changed");
+        assert_eq!(continues(&[], &[10]), None, "nothing remembered");
     }
 }
