@@ -71,6 +71,11 @@ pub fn show(a: &IncidentShowArgs) -> CmdResult {
         say(&format!("resolved {r} by {}", s(i, "resolved_by")))?;
     }
     say(&format!("services: {}", services(i)))?;
+    let unsent: Vec<&str> =
+        (i["unsent"].as_array().into_iter().flatten()).filter_map(|u| u.as_str()).collect();
+    if !unsent.is_empty() {
+        say(&format!("notifications not yet sent: {}", unsent.join(", ")))?;
+    }
     say("")?;
     let sigs = i["signals"].as_array().cloned().unwrap_or_default();
     say(&format!("signals ({} distinct, {} in all):", sigs.len(), i["signal_count"]))?;

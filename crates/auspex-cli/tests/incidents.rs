@@ -522,6 +522,8 @@ fn notifications_not_yet_sent_survive_a_crash() {
     assert_eq!(v["incident"]["unsent"], json!(["opened"]), "{v}");
     let (_, _, html) = page(addr, &format!("/ui/incidents/{id}"));
     assert!(html.contains("notifications not yet sent: opened"), "{html}");
+    let (ok, out, err) = cli(addr, &["incidents", "show", &id]);
+    assert!(ok && out.contains("notifications not yet sent: opened"), "{out}{err}");
     peer.kill_hard();
     drop(peer);
 
