@@ -409,6 +409,8 @@ async fn drain<S: MlflowStore>(app: &Arc<App<S>>, id: IncidentId) {
     }
 }
 
+/// Sends `ev` to every target that wants it and records each outcome in the incident's
+/// timeline; the caller ([`drain`]) writes them, together with the incident's `unsent`.
 async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident) {
     let targets: Vec<_> =
         app.cfg.notify.targets.iter().filter(|t| notify::wants(t, ev, inc)).collect();
@@ -438,8 +440,6 @@ async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident
                 i.record(max, now_ms(), what, detail);
             }
         }
-        app.incidents.mark([inc.id]);
-        persist(app).await;
     }
 }
 
