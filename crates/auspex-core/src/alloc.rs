@@ -1,8 +1,8 @@
 //! A counting global allocator, for measuring heap use in benchmarks and tests.
 //!
 //! Install it in a binary or test with
-//! `#[global_allocator] static A: auspex_core::alloc::Counting = auspex_core::alloc::Counting;`
-//! and read [`allocated`] before and after.
+//! `#[global_allocator] static A: Counting = Counting(std::alloc::System);` (or around another
+//! allocator) and read [`allocated`] before and after.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -10,15 +10,16 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
-/// Wraps the system allocator and counts live heap bytes.
+/// Wraps an allocator (the system's by default) and counts live heap bytes.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Counting;
+pub struct Counting<A = System>(pub A);
 
-// SAFETY: every call forwards to `System` with the same arguments; the counter is a side effect.
-unsafe impl GlobalAlloc for Counting {
+// SAFETY: every call forwards to the inner allocator with the same arguments; the counter is
+// a side effect.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged.
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { self.0.alloc(layout) };
         if !p.is_null() {
             LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
         }
@@ -27,13 +28,13 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded unchanged.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { self.0.dealloc(ptr, layout) };
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged.
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { self.0.alloc_zeroed(layout) };
         if !p.is_null() {
             LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
         }
@@ -42,7 +43,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded unchanged.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { self.0.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
         }

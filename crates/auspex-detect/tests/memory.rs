@@ -5,7 +5,7 @@
 use auspex_detect::Detector;
 
 #[global_allocator]
-static A: auspex_core::alloc::Counting = auspex_core::alloc::Counting;
+static A: auspex_core::alloc::Counting = auspex_core::alloc::Counting(std::alloc::System);
 
 const LIMIT: isize = 16 * 1024;
 

@@ -3,7 +3,7 @@
 //! every member (an incident holds up to `max_members`). Derived data: never stored, rebuilt
 //! from the members when an incident is restored, merged or split.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::Member;
 
@@ -36,7 +36,7 @@ impl MemberIndex {
     pub fn add(&mut self, m: &Member, group_labels: &[String], service_label: &str) {
         self.max_start = Some(self.max_start.map_or(m.start, |t| t.max(m.start)));
         if self.labels.len() < group_labels.len() {
-            self.labels.resize_with(group_labels.len(), HashMap::new);
+            self.labels.resize_with(group_labels.len(), HashMap::default);
         }
         for (i, l) in group_labels.iter().enumerate() {
             if let Some(v) = m.labels.get(l) {

@@ -33,10 +33,11 @@
 //! Change events (deploys, config, flags) never join incidents; they are context, listed
 //! beside the incident by time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use auspex_core::time::rfc3339;
 use auspex_core::{Explanation, Fingerprint, IncidentId, Labels, Signal, SignalId, SignalKind};
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 mod index;
@@ -416,9 +417,9 @@ impl Correlator {
             cfg,
             topo,
             incidents: BTreeMap::new(),
-            home: HashMap::new(),
-            starts: HashMap::new(),
-            index: HashMap::new(),
+            home: HashMap::default(),
+            starts: HashMap::default(),
+            index: HashMap::default(),
             stats: Stats::default(),
         }
     }

@@ -57,7 +57,7 @@ pub struct Seen {
 }
 
 /// Signal id → the end and the highest score stored for it.
-type Stored = std::collections::HashMap<u64, (Option<i64>, f64)>;
+type Stored = foldhash::HashMap<u64, (Option<i64>, f64)>;
 
 impl Seen {
     /// Ids per generation (about 40 bytes each).
@@ -168,7 +168,8 @@ pub async fn alertmanager<S: crate::mlflow::MlflowStore>(
     }
     let accepted = signals.len();
     signals.retain(|s| !app.seen_alerts.unchanged(s));
-    if let Err(e) = app.store.put_signals(&signals).await {
+    let (signals, written) = app.put_signals(signals).await;
+    if let Err(e) = written {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({"error": format!("store: {e}")})),
@@ -253,7 +254,15 @@ pub async fn events<S: crate::mlflow::MlflowStore>(
         Ok(s) => s,
         Err(msg) => return bad(format!("change event: {msg}")),
     };
-    if let Err(err) = app.store.put_signals(std::slice::from_ref(&s)).await {
+    let (mut written, r) = app.put_signals(vec![s]).await;
+    let Some(s) = written.pop() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": "store: signal write abandoned"})),
+        )
+            .into_response();
+    };
+    if let Err(err) = r {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({"error": format!("store: {err}")})),

@@ -62,6 +62,19 @@ pub struct App<S> {
     pub seen_alerts: crate::events::Seen,
     /// The service graph from traces.
     pub traces: std::sync::Mutex<auspex_rca::spans::ServiceGraph>,
+    /// Concurrent signal writes share transactions.
+    pub signal_writes: auspex_store::GroupCommit,
+}
+
+impl<S: auspex_store::Store> App<S> {
+    /// Makes `signals` durable (sharing a transaction with concurrent writers) and hands
+    /// them back with the outcome.
+    pub async fn put_signals(
+        &self,
+        signals: Vec<Signal>,
+    ) -> (Vec<Signal>, Result<(), auspex_store::StoreError>) {
+        self.signal_writes.put_signals(&self.store, signals).await
+    }
 }
 
 /// Milliseconds since the epoch.
@@ -169,17 +182,18 @@ async fn write<S: crate::mlflow::MlflowStore>(
         }
     };
     m.samples_received.fetch_add(decoded.sample_count() as u64, Relaxed);
-    let out = app.engine.ingest(&decoded);
-    if !out.signals.is_empty() && app.store.put_signals(&out.signals).await.is_err() {
+    let mut out = app.engine.ingest(&decoded);
+    let (signals, written) = app.put_signals(std::mem::take(&mut out.signals)).await;
+    if written.is_err() {
         // Durable before visible: keep them for the worker and make the sender retry.
         m.store_errors.fetch_add(1, Relaxed);
         if let Ok(mut p) = app.pending.lock() {
-            p.extend(out.signals);
+            p.extend(signals);
         }
         m.writes_shed.fetch_add(1, Relaxed);
         return shed();
     }
-    crate::incidents::fold(&app, &out.signals).await;
+    crate::incidents::fold(&app, &signals).await;
     let mut problems = Vec::new();
     if out.invalid_series > 0 {
         problems.push(format!(

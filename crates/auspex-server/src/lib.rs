@@ -125,6 +125,7 @@ pub async fn serve_with<S: MlflowStore>(
         pending: std::sync::Mutex::new(Vec::new()),
         incidents,
         seen_alerts: crate::events::Seen::default(),
+        signal_writes: auspex_store::GroupCommit::default(),
         traces: std::sync::Mutex::new(
             auspex_rca::spans::ServiceGraph::new(
                 cfg_traces.max_spans,

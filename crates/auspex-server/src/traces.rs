@@ -142,16 +142,17 @@ async fn feed<S: MlflowStore>(app: &Arc<App<S>>, red: Vec<auspex_rca::spans::Red
         {
             let out = app.engine.ingest(&req);
             if !out.signals.is_empty() {
-                if app.store.put_signals(&out.signals).await.is_err() {
+                let (signals, written) = app.put_signals(out.signals).await;
+                if written.is_err() {
                     app.engine
                         .metrics
                         .store_errors
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if let Ok(mut p) = app.pending.lock() {
-                        p.extend(out.signals);
+                        p.extend(signals);
                     }
                 } else {
-                    crate::incidents::fold(app, &out.signals).await;
+                    crate::incidents::fold(app, &signals).await;
                 }
             }
         }

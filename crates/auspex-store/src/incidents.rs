@@ -1,6 +1,6 @@
 //! Where incidents live: [`IncidentStore`] and its SQLite implementation.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 

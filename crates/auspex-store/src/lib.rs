@@ -9,17 +9,19 @@ use std::future::Future;
 use auspex_core::{Labels, SeriesId, Signal, TimestampMs};
 
 pub mod conformance;
+mod group;
 pub mod incidents;
 pub mod sqlite;
 mod sqlite_tracking;
 pub mod tracking;
 
+pub use group::GroupCommit;
 pub use incidents::IncidentStore;
 pub use sqlite::SqliteStore;
 pub use tracking::{RegistryStore, TrackingStore, ViewType};
 
 /// A store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]

@@ -117,7 +117,7 @@ impl Store for SqliteStore {
                     .push_bind(now);
             });
             q.push(
-                " ON CONFLICT(id) DO UPDATE SET
+                " ON CONFLICT(start_ms, id) DO UPDATE SET
                    end_ms = COALESCE(excluded.end_ms, signals.end_ms),
                    score = MAX(signals.score, excluded.score),
                    json = excluded.json,

@@ -106,3 +106,54 @@ async fn incidents_written_as_one_json_survive_the_migration() {
     assert_eq!(s.load_incidents(0).await.unwrap(), vec![after]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Migration 6 re-keys signals by (start, id): signals stored before it read back the same,
+/// still update by id, and change events are still found by time.
+#[tokio::test]
+async fn signals_stored_before_the_new_key_survive_the_migration() {
+    use auspex_core::{Explanation, Labels, Signal, SignalKind};
+    use auspex_store::IncidentStore;
+    let dir = std::env::temp_dir().join(format!("auspex-store-migrate6-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sig = |name: &str, kind: SignalKind, t: i64| {
+        Signal::new(
+            kind,
+            Labels::from_pairs([("alertname", name), ("service", "api")]).unwrap(),
+            t,
+            0.5,
+            Explanation::Text { message: format!("{name} \"quoted\" ü") },
+        )
+    };
+    let alert = sig("HighLatency", SignalKind::Alert, 1_000);
+    let change = sig("deploy", SignalKind::Change, 2_000);
+    {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("auspex.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::migrate!("./migrations").run_to(5, &pool).await.unwrap();
+        for s in [&alert, &change] {
+            sqlx::query(
+                "INSERT INTO signals (id, fingerprint, kind, start_ms, end_ms, score, json, written_ms)
+                 VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, 0)",
+            )
+            .bind(format!("{:016x}", s.id.0))
+            .bind(format!("{:016x}", s.fingerprint.0))
+            .bind(s.kind.as_str())
+            .bind(s.start)
+            .bind(s.score)
+            .bind(serde_json::to_string(s).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+    let s = SqliteStore::open(&dir).await.unwrap();
+    assert_eq!(s.list_signals(0, 10).await.unwrap(), vec![change.clone(), alert.clone()]);
+    let mut ended = alert.clone();
+    ended.end = Some(3_000);
+    s.put_signals(std::slice::from_ref(&ended)).await.unwrap();
+    assert_eq!(s.list_signals(0, 10).await.unwrap(), vec![change.clone(), ended], "updated by id");
+    assert_eq!(s.list_changes(0, 10_000, 10).await.unwrap(), vec![change]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
