@@ -25,6 +25,12 @@ fn bad(msg: String) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(json!({"error": msg}))).into_response()
 }
 
+/// The store could not take the write: the sender should retry.
+fn unavailable(e: &auspex_store::StoreError) -> Response {
+    let msg = format!("store: {e}");
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": msg}))).into_response()
+}
+
 /// One alert of an Alertmanager webhook.
 #[derive(Debug, Deserialize)]
 struct AmAlert {
@@ -170,11 +176,7 @@ pub async fn alertmanager<S: crate::mlflow::MlflowStore>(
     signals.retain(|s| !app.seen_alerts.unchanged(s));
     let (signals, written) = app.put_signals(signals).await;
     if let Err(e) = written {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"error": format!("store: {e}")})),
-        )
-            .into_response();
+        return unavailable(&e);
     }
     app.seen_alerts.remember(&signals);
     crate::incidents::fold(&app, &signals).await;
@@ -254,20 +256,8 @@ pub async fn events<S: crate::mlflow::MlflowStore>(
         Ok(s) => s,
         Err(msg) => return bad(format!("change event: {msg}")),
     };
-    let (mut written, r) = app.put_signals(vec![s]).await;
-    let Some(s) = written.pop() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"error": "store: signal write abandoned"})),
-        )
-            .into_response();
-    };
-    if let Err(err) = r {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"error": format!("store: {err}")})),
-        )
-            .into_response();
+    if let (_, Err(e)) = app.put_signals(vec![s.clone()]).await {
+        return unavailable(&e);
     }
     axum::Json(json!({"accepted": 1, "signal": s, "time": format_rfc3339(s.start)})).into_response()
 }

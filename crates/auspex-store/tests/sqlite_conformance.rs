@@ -14,6 +14,18 @@ auspex_store::store_conformance_tests!(sqlite_file, {
     SqliteStore::open(&dir).await.unwrap()
 });
 
+/// An empty folder `name` with a database migrated only up to `version`, as an older build
+/// left it: the folder and a pool on its database.
+async fn database_at(name: &str, version: i64) -> (std::path::PathBuf, sqlx::SqlitePool) {
+    let dir = std::env::temp_dir().join(format!("auspex-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("auspex.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::migrate!("./migrations").run_to(version, &pool).await.unwrap();
+    (dir, pool)
+}
+
 #[tokio::test]
 async fn data_survives_reopen() {
     let dir = std::env::temp_dir().join(format!("auspex-store-reopen-{}", std::process::id()));
@@ -55,9 +67,6 @@ async fn incidents_written_as_one_json_survive_the_migration() {
     use auspex_core::{Explanation, Labels, Signal, SignalKind};
     use auspex_incidents::{Config, Correlator, Topology};
     use auspex_store::IncidentStore;
-    let dir = std::env::temp_dir().join(format!("auspex-store-migrate-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     let mut c = Correlator::new(Config::default(), Topology::default());
     let sig = |svc: &str, t: i64, dev: f64| {
         Signal::new(
@@ -80,10 +89,8 @@ async fn incidents_written_as_one_json_survive_the_migration() {
     c.ack(first, 3_000, "ana \"quoted\" ünïcode").unwrap();
     let before = c.get(first).unwrap().clone();
     assert_eq!(before.signals.len(), 2);
-    {
-        let url = format!("sqlite://{}?mode=rwc", dir.join("auspex.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::migrate!("./migrations").run_to(3, &pool).await.unwrap();
+    let dir = {
+        let (dir, pool) = database_at("migrate", 3).await;
         sqlx::query(
             "INSERT INTO incidents (id, status, opened_ms, resolved_ms, json, written_ms)
              VALUES (?1, ?2, ?3, NULL, ?4, 0)",
@@ -96,7 +103,8 @@ async fn incidents_written_as_one_json_survive_the_migration() {
         .await
         .unwrap();
         pool.close().await;
-    }
+        dir
+    };
     let s = SqliteStore::open(&dir).await.unwrap();
     assert_eq!(s.get_incident(first).await.unwrap(), Some(before));
     c.observe(&sig("web", 4_000, -2.5));
@@ -113,9 +121,6 @@ async fn incidents_written_as_one_json_survive_the_migration() {
 async fn signals_stored_before_the_new_key_survive_the_migration() {
     use auspex_core::{Explanation, Labels, Signal, SignalKind};
     use auspex_store::IncidentStore;
-    let dir = std::env::temp_dir().join(format!("auspex-store-migrate6-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     let sig = |name: &str, kind: SignalKind, t: i64| {
         Signal::new(
             kind,
@@ -127,10 +132,8 @@ async fn signals_stored_before_the_new_key_survive_the_migration() {
     };
     let alert = sig("HighLatency", SignalKind::Alert, 1_000);
     let change = sig("deploy", SignalKind::Change, 2_000);
-    {
-        let url = format!("sqlite://{}?mode=rwc", dir.join("auspex.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::migrate!("./migrations").run_to(5, &pool).await.unwrap();
+    let dir = {
+        let (dir, pool) = database_at("migrate6", 5).await;
         for s in [&alert, &change] {
             sqlx::query(
                 "INSERT INTO signals (id, fingerprint, kind, start_ms, end_ms, score, json, written_ms)
@@ -147,7 +150,8 @@ async fn signals_stored_before_the_new_key_survive_the_migration() {
             .unwrap();
         }
         pool.close().await;
-    }
+        dir
+    };
     let s = SqliteStore::open(&dir).await.unwrap();
     assert_eq!(s.list_signals(0, 10).await.unwrap(), vec![change.clone(), alert.clone()]);
     let mut ended = alert.clone();
