@@ -177,7 +177,7 @@ fn storm_seeds(a: &StormArgs, cfg: &auspex_bench::storm::StormConfig) -> CmdResu
                    "gain": m_g, "purer_than_time_only": ahead,
                    "alertmanager_group_by_service": {"compression": m_ac, "purity": m_ap, "gain": m_ag}},
         "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000,
-        "onset_hops": cfg.correlator.onset_hops, "eval_interval_s": cfg.eval_ms / 1000}),
+        "onset_hops": cfg.correlator.onset_hops, "busy_onset_hops": cfg.correlator.busy_onset_hops, "eval_interval_s": cfg.eval_ms / 1000}),
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -217,6 +217,9 @@ pub fn storm(a: &StormArgs) -> CmdResult {
     correlator.window_ms = dur("window", &a.window, correlator.window_ms)?;
     correlator.burst_ms = dur("burst", &a.burst, correlator.burst_ms)?;
     correlator.onset_hops = a.onset_hops;
+    if let Some(h) = a.busy_onset_hops {
+        correlator.busy_onset_hops = h.0;
+    }
     correlator.flap_window_ms = dur("flap-window", &a.flap_window, correlator.flap_window_ms)?;
     if let Some(n) = a.flap_threshold {
         correlator.flap_threshold = n as usize;
@@ -327,7 +330,7 @@ pub fn storm(a: &StormArgs) -> CmdResult {
         "time_only_at_alertmanager_group_by_service": r.time_only_at_group_by_service,
         "alertmanager_group_by_alertname": g(&r.group_by_alertname),
         "window_s": cfg.correlator.window_ms / 1000, "burst_s": cfg.correlator.burst_ms / 1000,
-        "onset_hops": cfg.correlator.onset_hops,
+        "onset_hops": cfg.correlator.onset_hops, "busy_onset_hops": cfg.correlator.busy_onset_hops,
         "flap_threshold": cfg.correlator.flap_threshold, "flap_window_s": cfg.correlator.flap_window_ms / 1000,
         "eval_interval_s": cfg.eval_ms / 1000}),
     )?;
@@ -367,6 +370,9 @@ pub fn incident_load(a: &IncidentLoadArgs) -> CmdResult {
         cfg.correlator.max_incidents = m;
     }
     cfg.correlator.onset_hops = a.onset_hops;
+    if let Some(h) = a.busy_onset_hops {
+        cfg.correlator.busy_onset_hops = h.0;
+    }
     let b = bar(100, "correlating");
     let r = run(&cfg, |f| b.set_position((f * 100.0) as u64));
     b.finish_and_clear();
@@ -392,7 +398,7 @@ pub fn incident_load(a: &IncidentLoadArgs) -> CmdResult {
         "background": a.background, "span": a.span, "alerts": r.alerts, "alerts_per_s": r.alerts_per_s,
         "seconds": r.seconds, "observe_p50_us": r.observe_p50_us, "observe_p99_us": r.observe_p99_us,
         "observe_max_us": r.observe_max_us, "peak_incidents": r.peak_incidents, "evicted": r.evicted,
-        "max_incidents": cfg.correlator.max_incidents, "onset_hops": cfg.correlator.onset_hops,
+        "max_incidents": cfg.correlator.max_incidents, "onset_hops": cfg.correlator.onset_hops, "busy_onset_hops": cfg.correlator.busy_onset_hops,
         "best_compression": r.best_compression,
         "auspex": {"incidents": r.grouping.incidents, "compression": r.grouping.compression, "purity": r.grouping.purity},
         "time_only": {"incidents": r.time_only.incidents, "compression": r.time_only.compression, "purity": r.time_only.purity},

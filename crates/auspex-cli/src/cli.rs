@@ -447,6 +447,10 @@ pub struct IncidentLoadArgs {
     /// [default: any distance].
     #[arg(long)]
     pub onset_hops: Option<usize>,
+    /// While the estate is busy, co-onset only within this many topology links (as
+    /// `[incidents] busy_onset_hops`); `off`: never held back [default: 1].
+    #[arg(long, value_parser = parse_busy_hops)]
+    pub busy_onset_hops: Option<BusyHops>,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -502,6 +506,10 @@ pub struct StormArgs {
     /// [default: any distance].
     #[arg(long)]
     pub onset_hops: Option<usize>,
+    /// While the estate is busy, co-onset only within this many topology links (as
+    /// `[incidents] busy_onset_hops`); `off`: never held back [default: 1].
+    #[arg(long, value_parser = parse_busy_hops)]
+    pub busy_onset_hops: Option<BusyHops>,
     /// Starts within the flap window that make a signal flapping (as `[incidents]
     /// flap_threshold`) [default: 3].
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1000))]
@@ -721,4 +729,17 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+}
+
+/// `--busy-onset-hops`: a number of topology links, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyHops(pub Option<usize>);
+
+fn parse_busy_hops(s: &str) -> Result<BusyHops, String> {
+    if s == "off" {
+        return Ok(BusyHops(None));
+    }
+    s.parse::<usize>()
+        .map(|n| BusyHops(Some(n)))
+        .map_err(|_| format!("{s:?}: a number of topology links, or off"))
 }

@@ -311,6 +311,7 @@ fn alerts_fold_into_incidents_that_notify_and_resolve() {
     assert_eq!(metric("auspex_incident_joins_total{relation=\"co_onset\"}"), 0.0);
     assert_eq!(metric("auspex_incidents{status=\"resolved\"}"), 1.0);
     assert_eq!(metric("auspex_incidents{status=\"open\"}"), 1.0);
+    assert_eq!(metric("auspex_incident_co_onset_limited"), 0.0, "2 openings are not busy");
     assert!(metric("auspex_notifications_total{outcome=\"delivered\"}") >= 6.0, "{text}");
     assert!(metric("auspex_notifications_total{outcome=\"failed\"}") >= 1.0, "{text}");
 

@@ -57,6 +57,9 @@ struct Probe<'a> {
 /// The strongest relation: started within the burst of an incident's first signal.
 const CO_ONSET: u8 = 3;
 
+/// The span over which the rate of openings is measured (`Config::busy_onset_hops`).
+const HOUR_MS: i64 = 3_600_000;
+
 /// Version of the incident JSON written by this build (the `"v"` field).
 pub const INCIDENT_SCHEMA_VERSION: u32 = 1;
 
@@ -76,6 +79,13 @@ pub struct Config {
     /// the topology does not know are never held back). For large estates, where unrelated
     /// alerts start together all the time; see `bench incidents` in BENCHMARKS.md.
     pub onset_hops: Option<usize>,
+    /// While the estate is busy, co-onset is held to this many topology links as if
+    /// `onset_hops` were set (the smaller applies; `None`: never). Busy means unrelated problems
+    /// start so often that a chance coincidence is expected: over the last hour, incidents
+    /// opened at a rate of at least one per two bursts (15 an hour with the 2-minute burst),
+    /// so on average another unrelated incident opens within a burst of any one. Co-onset
+    /// then says little about a common cause; a nearby service still does.
+    pub busy_onset_hops: Option<usize>,
     /// Labels whose shared value relates two signals (e.g. the same service or pod).
     pub group_labels: Vec<String>,
     /// Labels that partition: signals whose values differ never share an incident.
@@ -107,6 +117,7 @@ impl Default for Config {
             window_ms: 10 * 60_000,
             burst_ms: 2 * 60_000,
             onset_hops: None,
+            busy_onset_hops: Some(1),
             group_labels: vec!["service".into(), "pod".into(), "instance".into()],
             scope_labels: vec!["namespace".into(), "cluster".into()],
             service_label: "service".into(),
@@ -384,6 +395,8 @@ pub struct Correlator {
     starts: HashMap<Fingerprint, VecDeque<i64>>,
     /// Members of each incident in memory, by label value and service.
     index: HashMap<IncidentId, MemberIndex>,
+    /// When incidents opened in the last hour (signal time), for the busy test.
+    opens: VecDeque<i64>,
     /// What the correlator has done so far (for `/metrics`).
     pub stats: Stats,
 }
@@ -420,6 +433,7 @@ impl Correlator {
             home: HashMap::default(),
             starts: HashMap::default(),
             index: HashMap::default(),
+            opens: VecDeque::new(),
             stats: Stats::default(),
         }
     }
@@ -465,9 +479,37 @@ impl Correlator {
                 self.home.insert(m.fingerprint, inc.id);
             }
             let id = inc.id;
+            if now - inc.opened < HOUR_MS {
+                self.opens.push_back(inc.opened);
+            }
             self.incidents.insert(id, inc);
             self.reindex(id);
         }
+        self.opens.make_contiguous().sort_unstable();
+        self.note_open(None, now);
+    }
+
+    /// Openings in the last hour that make the estate busy (see `Config::busy_onset_hops`).
+    fn busy_opens(&self) -> usize {
+        let per_opening = (2 * self.cfg.burst_ms).max(1);
+        (HOUR_MS + per_opening - 1) as usize / per_opening as usize
+    }
+
+    /// Notes an incident opened at `opened` (if any), then forgets openings more than an hour
+    /// before `now` and beyond the number that makes the estate busy (memory stays bounded).
+    fn note_open(&mut self, opened: Option<i64>, now: i64) {
+        self.opens.extend(opened);
+        while self.opens.front().is_some_and(|&t| now - t >= HOUR_MS) {
+            self.opens.pop_front();
+        }
+        while self.opens.len() > self.busy_opens() {
+            self.opens.pop_front();
+        }
+    }
+
+    /// Whether the estate is busy (see `Config::busy_onset_hops`).
+    pub fn busy(&self) -> bool {
+        self.opens.len() >= self.busy_opens()
     }
 
     /// Rebuilds the member index of `id` (after its members changed wholesale).
@@ -523,6 +565,7 @@ impl Correlator {
         }
         let flapping = self.note_start(s);
         self.stats.signals += 1;
+        self.note_open(None, s.start);
         let best = self.best_incident(s);
         if let Some(&hid) = self.home.get(&s.fingerprint)
             && let Some(inc) = self.incidents.get(&hid)
@@ -568,6 +611,7 @@ impl Correlator {
             }
             None => {
                 self.stats.opened += 1;
+                self.note_open(Some(s.start), s.start);
                 self.open(s, &mut out)
             }
         };
@@ -716,8 +760,12 @@ impl Correlator {
                 .collect(),
         };
         // Services close enough for co-onset (`None`: any).
-        let ball =
-            self.cfg.onset_hops.zip(svc).and_then(|(hops, v)| self.topo.within(v, hops, hub));
+        let busy = self.cfg.busy_onset_hops.filter(|_| self.busy());
+        let hops = match (self.cfg.onset_hops, busy) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let ball = hops.zip(svc).and_then(|(hops, v)| self.topo.within(v, hops, hub));
         // (relation, start of the closest related member, incident)
         let mut best: Option<(u8, i64, IncidentId)> = None;
         for (id, inc) in &self.incidents {

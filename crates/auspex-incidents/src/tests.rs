@@ -354,6 +354,61 @@ fn onset_hops_keeps_distant_simultaneous_alerts_apart() {
 }
 
 #[test]
+fn a_busy_estate_holds_co_onset_to_nearby_services() {
+    // 15 unrelated incidents opened within an hour (one per 3 min, more than a burst apart):
+    // with the 2-minute burst, a chance coincidence is then expected for any opening.
+    let busy_hour = |c: &mut Correlator| {
+        for i in 0..14 {
+            let svc = format!("n{i}");
+            c.observe(&sig("Down", &[("service", &svc)], i * 3 * MIN, 0.7));
+        }
+        assert!(!c.busy(), "14 openings in the last hour are not yet busy");
+        for i in 14..15 {
+            let svc = format!("n{i}");
+            let ch = c.observe(&sig("Down", &[("service", &svc)], i * 3 * MIN, 0.7));
+            assert!(matches!(ch[0], Change::Opened(_)), "opening {i}");
+        }
+    };
+    // db and search are 3 links apart; do they share an incident when they start together?
+    // (New alert names each time, so nothing is a repeat of an earlier one.)
+    let together = |c: &mut Correlator, t: i64| {
+        let (x, y) = (format!("SlowQueries{t}"), format!("Errors{t}"));
+        let a = c.observe(&sig(&x, &[("service", "db")], t, 0.7))[0].id();
+        let b = c.observe(&sig(&y, &[("service", "search")], t + 30_000, 0.7))[0].id();
+        a == b
+    };
+    let mut c = Correlator::new(Config::default(), topo());
+    assert!(together(&mut c, 0), "a quiet estate: co-onset at any distance");
+
+    let mut c = Correlator::new(Config::default(), topo());
+    busy_hour(&mut c);
+    assert!(c.busy());
+    let t = 45 * MIN;
+    assert!(!together(&mut c, t), "busy: 3 links apart is too far for co-onset");
+    assert!(c.busy());
+    // The next hour is quiet: co-onset relates any distance again.
+    assert!(together(&mut c, t + 2 * 60 * MIN));
+    assert!(!c.busy());
+
+    let off = Config { busy_onset_hops: None, ..Config::default() };
+    let mut c = Correlator::new(off, topo());
+    busy_hour(&mut c);
+    assert!(together(&mut c, 45 * MIN), "busy_onset_hops off: never held back");
+
+    // Openings survive a restart: incidents restored from the last hour count.
+    let mut c = Correlator::new(Config::default(), topo());
+    busy_hour(&mut c);
+    assert!(c.busy());
+    let held: Vec<Incident> = c.incidents().cloned().collect();
+    let mut r = Correlator::new(Config::default(), topo());
+    r.restore(held.clone(), 45 * MIN);
+    assert!(r.busy(), "restored openings count");
+    let mut r = Correlator::new(Config::default(), topo());
+    r.restore(held, 42 * MIN + 61 * MIN);
+    assert!(!r.busy(), "openings over an hour old do not");
+}
+
+#[test]
 fn within_counts_links_and_does_not_cross_hubs() {
     let t = topology::front_door(3);
     let names = |s: Option<std::collections::BTreeSet<&str>>| {
@@ -426,7 +481,9 @@ fn the_member_index_agrees_with_a_scan_of_every_member() {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
             (x >> 33) % n
         };
-        let cfg = Config { max_incidents: 6, max_members: 5, ..Config::default() };
+        // The scan relates co-onset at any distance, as the correlator does while not busy.
+        let cfg =
+            Config { max_incidents: 6, max_members: 5, busy_onset_hops: None, ..Config::default() };
         let mut c = Correlator::new(cfg, t.clone());
         let mut now = 0i64;
         let mut live: Vec<Signal> = Vec::new();

@@ -45,6 +45,7 @@
 //! topology = ""                   # YAML {services: [...], edges: [{from, to}]}
 //! hub_factor = 4.0                # links via a service with > 4 × the mean neighbours don't relate; 0 = off
 //! # onset_hops = 2                # co-onset only within 2 topology links, not through hubs (unset: any)
+//! busy_onset_hops = 1             # the same, only while incidents open ≥ 1 per 2 bursts (last hour); "off"
 //! max_incidents = 10000           # held in memory (the rest stay in the store)
 //! tick = "5s"                     # how often auto-resolution is checked
 //!
@@ -172,6 +173,10 @@ pub struct IncidentsCfg {
     pub hub_factor: f64,
     /// Co-onset only between services at most this many topology links apart (unset: any).
     pub onset_hops: Option<usize>,
+    /// While incidents open at least once per two bursts (over the last hour), co-onset only
+    /// within this many topology links; `"off"`: never held back.
+    #[serde(with = "hops_or_off")]
+    pub busy_onset_hops: Option<usize>,
     /// Incidents held in memory.
     pub max_incidents: usize,
     /// Auto-resolution check interval.
@@ -195,6 +200,7 @@ impl Default for IncidentsCfg {
             topology: String::new(),
             hub_factor: c.hub_factor,
             onset_hops: c.onset_hops,
+            busy_onset_hops: c.busy_onset_hops,
             max_incidents: c.max_incidents,
             tick: Duration::from_secs(5),
         }
@@ -216,6 +222,7 @@ impl IncidentsCfg {
             service_label: self.service_label.clone(),
             hub_factor: self.hub_factor,
             onset_hops: self.onset_hops,
+            busy_onset_hops: self.busy_onset_hops,
             max_incidents: self.max_incidents,
             ..auspex_incidents::Config::default()
         }
@@ -463,6 +470,26 @@ mod dur {
     }
 }
 
+/// A number of topology links, or the string `"off"` (`None`).
+mod hops_or_off {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Hops {
+        N(usize),
+        S(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        match Hops::deserialize(d) {
+            Ok(Hops::N(n)) => Ok(Some(n)),
+            Ok(Hops::S(s)) if s == "off" => Ok(None),
+            _ => Err(serde::de::Error::custom("expected a number of topology links, or \"off\"")),
+        }
+    }
+}
+
 impl Config {
     /// The decoder's view of the limits.
     pub fn decode_limits(&self) -> auspex_ingest::remote_write::Limits {
@@ -629,6 +656,13 @@ mod tests {
         let c = Config::parse("[incidents]\nonset_hops = 2").unwrap();
         assert_eq!(c.incidents.correlator().onset_hops, Some(2));
         assert!(Config::parse("[incidents]\nonset_hops = -1").is_err());
+        assert_eq!(c.incidents.correlator().busy_onset_hops, Some(1));
+        let c = Config::parse("[incidents]\nbusy_onset_hops = \"off\"").unwrap();
+        assert_eq!(c.incidents.correlator().busy_onset_hops, None);
+        let c = Config::parse("[incidents]\nbusy_onset_hops = 3").unwrap();
+        assert_eq!(c.incidents.correlator().busy_onset_hops, Some(3));
+        let e = Config::parse("[incidents]\nbusy_onset_hops = \"never\"").unwrap_err().0;
+        assert!(e.contains("number of topology links, or \"off\""), "{e}");
     }
 
     #[test]

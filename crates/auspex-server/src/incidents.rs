@@ -65,13 +65,13 @@ impl Hub {
     /// is the live compression), incidents in memory by status, and notification outcomes.
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
-        let (st, by_status) = {
+        let (st, by_status, busy) = {
             let c = lock(&self.corr);
             let mut n = [0u64; 3];
             for i in c.incidents() {
                 n[i.status as usize] += 1;
             }
-            (c.stats, n)
+            (c.stats, n, c.busy() && c.config().busy_onset_hops.is_some())
         };
         let counter = |out: &mut String, name: &str, help: &str, rows: &[(&str, u64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -130,6 +130,11 @@ impl Hub {
         for (i, s) in [Status::Open, Status::Acknowledged, Status::Resolved].iter().enumerate() {
             let _ = writeln!(out, "auspex_incidents{{status=\"{}\"}} {}", s.as_str(), by_status[i]);
         }
+        let _ = writeln!(
+            out,
+            "# HELP auspex_incident_co_onset_limited 1 while incidents open so often that co-onset is held to busy_onset_hops.\n# TYPE auspex_incident_co_onset_limited gauge\nauspex_incident_co_onset_limited {}",
+            u8::from(busy)
+        );
     }
 
     /// A hub for the configuration; the topology file is read here.
