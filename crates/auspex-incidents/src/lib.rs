@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 mod index;
 pub mod topology;
 
-use index::MemberIndex;
+use index::{Lookup, MemberIndex};
 
 pub use topology::{Edge, Topology, TopologyError};
 
@@ -395,6 +395,8 @@ pub struct Correlator {
     starts: HashMap<Fingerprint, VecDeque<i64>>,
     /// Members of each incident in memory, by label value and service.
     index: HashMap<IncidentId, MemberIndex>,
+    /// Incidents by opening, label value and service (which ones a new signal could relate to).
+    lookup: Lookup,
     /// When incidents opened in the last hour (signal time), for the busy test.
     opens: VecDeque<i64>,
     /// What the correlator has done so far (for `/metrics`).
@@ -433,6 +435,7 @@ impl Correlator {
             home: HashMap::default(),
             starts: HashMap::default(),
             index: HashMap::default(),
+            lookup: Lookup::default(),
             opens: VecDeque::new(),
             stats: Stats::default(),
         }
@@ -514,24 +517,44 @@ impl Correlator {
 
     /// Rebuilds the member index of `id` (after its members changed wholesale).
     fn reindex(&mut self, id: IncidentId) {
-        match self.incidents.get(&id) {
-            Some(inc) => {
-                let ix =
-                    MemberIndex::of(&inc.signals, &self.cfg.group_labels, &self.cfg.service_label);
-                self.index.insert(id, ix);
-            }
-            None => {
-                self.index.remove(&id);
-            }
+        if let Some(old) = self.index.remove(&id) {
+            self.lookup.remove(id, &old);
         }
+        let Some(inc) = self.incidents.get(&id) else { return };
+        let (labels, svc) = (&self.cfg.group_labels, &self.cfg.service_label);
+        let mut ix = MemberIndex::of(&inc.signals, labels, svc);
+        self.lookup.add(id, &mut ix, inc.opened, None, labels, svc);
+        for m in &inc.signals {
+            self.lookup.add(id, &mut ix, inc.opened, Some(m), labels, svc);
+        }
+        self.index.insert(id, ix);
     }
 
-    /// Adds the last member of `id` to its index.
-    fn index_last(&mut self, id: IncidentId) {
-        if let Some(m) = self.incidents.get(&id).and_then(|i| i.signals.last()) {
-            let ix = self.index.entry(id).or_default();
-            ix.add(m, &self.cfg.group_labels, &self.cfg.service_label);
+    /// Whether the lookup is what registering every incident in memory afresh gives (tests).
+    #[cfg(test)]
+    fn lookup_is_current(&self) -> bool {
+        let (labels, svc) = (&self.cfg.group_labels, &self.cfg.service_label);
+        let mut fresh = Lookup::default();
+        for (id, inc) in &self.incidents {
+            let mut ix = MemberIndex::default();
+            fresh.add(*id, &mut ix, inc.opened, None, labels, svc);
+            for m in &inc.signals {
+                fresh.add(*id, &mut ix, inc.opened, Some(m), labels, svc);
+            }
         }
+        fresh.trimmed() == self.lookup.trimmed()
+    }
+
+    /// Adds the last member of `id` to its index (`pushed`), and its opening if that moved.
+    fn index_last(&mut self, id: IncidentId, pushed: bool) {
+        let Some(inc) = self.incidents.get(&id) else { return };
+        let m = inc.signals.last().filter(|_| pushed);
+        let (labels, svc) = (&self.cfg.group_labels, &self.cfg.service_label);
+        let ix = self.index.entry(id).or_default();
+        if let Some(m) = m {
+            ix.add(m, labels, svc);
+        }
+        self.lookup.add(id, ix, inc.opened, m, labels, svc);
     }
 
     fn service<'a>(&self, labels: &'a Labels) -> Option<&'a str> {
@@ -577,7 +600,7 @@ impl Correlator {
                 .iter()
                 .find(|m| m.fingerprint == s.fingerprint)
                 .map(|m| m.end.unwrap_or(i64::MAX));
-            let recent = prev_end.is_some_and(|e| s.start - e <= self.cfg.burst_ms);
+            let recent = prev_end.is_some_and(|e| s.start.saturating_sub(e) <= self.cfg.burst_ms);
             let reopen = match inc.resolved {
                 None if recent || flapping => Some(false),
                 Some(r) if flapping && s.start - r <= self.cfg.flap_window_ms => Some(true),
@@ -688,9 +711,7 @@ impl Correlator {
             inc.record(max_t, s.start, "repeat", title);
             out.push(Change::Updated(hid));
         }
-        if pushed {
-            self.index_last(hid);
-        }
+        self.index_last(hid, pushed);
         self.escalation(hid, before, out);
     }
 
@@ -768,7 +789,10 @@ impl Correlator {
         let ball = hops.zip(svc).and_then(|(hops, v)| self.topo.within(v, hops, hub));
         // (relation, start of the closest related member, incident)
         let mut best: Option<(u8, i64, IncidentId)> = None;
-        for (id, inc) in &self.incidents {
+        let candidates =
+            self.lookup.candidates(s.start, self.cfg.burst_ms, &probe.labels, &probe.neighbours);
+        for id in &candidates {
+            let Some(inc) = self.incidents.get(id) else { continue };
             if !inc.is_active() || s.start - inc.last_signal > self.cfg.window_ms {
                 continue;
             }
@@ -776,13 +800,12 @@ impl Correlator {
                 continue;
             }
             let Some(ix) = self.index.get(id) else { continue };
+            // (The ball is a few services; an incident may hold thousands.)
             let near = || {
                 ball.as_ref().is_none_or(|b| {
                     inc.services.is_empty()
-                        || inc
-                            .services
-                            .iter()
-                            .any(|x| b.contains(x.as_str()) || !self.topo.contains(x))
+                        || b.iter().any(|x| inc.services.contains(*x))
+                        || ix.has_unknown(&inc.services, &self.topo)
                 })
             };
             let Some((a, t)) = self.relation(s.start, &probe, inc, ix, near) else { continue };
@@ -840,9 +863,7 @@ impl Correlator {
         let detail = if why.is_empty() { title } else { format!("{title} ({why})") };
         inc.record(max_t, s.start, "signal", detail);
         out.push(Change::Updated(id));
-        if pushed {
-            self.index_last(id);
-        }
+        self.index_last(id, pushed);
         self.escalation(id, before, out);
     }
 
@@ -899,7 +920,9 @@ impl Correlator {
     }
 
     fn forget(&mut self, id: IncidentId) {
-        self.index.remove(&id);
+        if let Some(ix) = self.index.remove(&id) {
+            self.lookup.remove(id, &ix);
+        }
         if let Some(inc) = self.incidents.remove(&id) {
             for m in &inc.signals {
                 if self.home.get(&m.fingerprint) == Some(&id) {
