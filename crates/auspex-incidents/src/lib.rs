@@ -475,14 +475,14 @@ impl Correlator {
     /// within the flap window of `now`.
     pub fn restore(&mut self, incidents: Vec<Incident>, now: i64) {
         for inc in incidents {
-            if inc.resolved.is_some_and(|r| now - r > self.cfg.flap_window_ms) {
+            if inc.resolved.is_some_and(|r| now.saturating_sub(r) > self.cfg.flap_window_ms) {
                 continue;
             }
             for m in &inc.signals {
                 self.home.insert(m.fingerprint, inc.id);
             }
             let id = inc.id;
-            if now - inc.opened < HOUR_MS {
+            if now.saturating_sub(inc.opened) < HOUR_MS {
                 self.opens.push_back(inc.opened);
             }
             self.incidents.insert(id, inc);
@@ -494,7 +494,7 @@ impl Correlator {
 
     /// Openings in the last hour that make the estate busy (see `Config::busy_onset_hops`).
     fn busy_opens(&self) -> usize {
-        let per_opening = (2 * self.cfg.burst_ms).max(1);
+        let per_opening = self.cfg.burst_ms.saturating_mul(2).max(1);
         (HOUR_MS + per_opening - 1) as usize / per_opening as usize
     }
 
@@ -502,7 +502,7 @@ impl Correlator {
     /// before `now` and beyond the number that makes the estate busy (memory stays bounded).
     fn note_open(&mut self, opened: Option<i64>, now: i64) {
         self.opens.extend(opened);
-        while self.opens.front().is_some_and(|&t| now - t >= HOUR_MS) {
+        while self.opens.front().is_some_and(|&t| now.saturating_sub(t) >= HOUR_MS) {
             self.opens.pop_front();
         }
         while self.opens.len() > self.busy_opens() {
@@ -603,7 +603,9 @@ impl Correlator {
             let recent = prev_end.is_some_and(|e| s.start.saturating_sub(e) <= self.cfg.burst_ms);
             let reopen = match inc.resolved {
                 None if recent || flapping => Some(false),
-                Some(r) if flapping && s.start - r <= self.cfg.flap_window_ms => Some(true),
+                Some(r) if flapping && s.start.saturating_sub(r) <= self.cfg.flap_window_ms => {
+                    Some(true)
+                }
                 _ => None,
             };
             // A repeat that starts together with another incident's first signal belongs to
@@ -649,7 +651,7 @@ impl Correlator {
     fn note_start(&mut self, s: &Signal) -> bool {
         let q = self.starts.entry(s.fingerprint).or_default();
         q.push_back(s.start);
-        while q.front().is_some_and(|&t| s.start - t > self.cfg.flap_window_ms) {
+        while q.front().is_some_and(|&t| s.start.saturating_sub(t) > self.cfg.flap_window_ms) {
             q.pop_front();
         }
         while q.len() > self.cfg.flap_threshold.max(1) {
@@ -754,10 +756,10 @@ impl Correlator {
         ix: &MemberIndex,
         near: impl FnOnce() -> bool,
     ) -> Option<(u8, i64)> {
-        if (start - inc.opened).abs() <= self.cfg.burst_ms && near() {
+        if start.saturating_sub(inc.opened).saturating_abs() <= self.cfg.burst_ms && near() {
             return ix.max_start.map(|t| (CO_ONSET, t));
         }
-        let (lo, hi) = (start - self.cfg.window_ms, start);
+        let (lo, hi) = (start.saturating_sub(self.cfg.window_ms), start);
         let shared = p.labels.iter().filter_map(|&(i, v)| ix.label_latest(i, v, lo, hi)).max();
         if let Some(t) = shared {
             return Some((2, t));
@@ -793,7 +795,7 @@ impl Correlator {
             self.lookup.candidates(s.start, self.cfg.burst_ms, &probe.labels, &probe.neighbours);
         for id in &candidates {
             let Some(inc) = self.incidents.get(id) else { continue };
-            if !inc.is_active() || s.start - inc.last_signal > self.cfg.window_ms {
+            if !inc.is_active() || s.start.saturating_sub(inc.last_signal) > self.cfg.window_ms {
                 continue;
             }
             if scope.iter().any(|(l, v)| inc.scope.get(l).is_some_and(|w| w != v)) {
@@ -823,7 +825,7 @@ impl Correlator {
             return format!("started within {secs} s of the incident's first signal");
         }
         let Some(ix) = self.index.get(&id) else { return String::new() };
-        let (lo, hi) = (s.start - self.cfg.window_ms, s.start);
+        let (lo, hi) = (s.start.saturating_sub(self.cfg.window_ms), s.start);
         if a == 2 {
             for (i, l) in self.cfg.group_labels.iter().enumerate() {
                 if let Some(v) = s.labels.get(l)
@@ -939,13 +941,13 @@ impl Correlator {
         let mut gone = Vec::new();
         for inc in self.incidents.values_mut() {
             match inc.resolved {
-                Some(r) if now - r > self.cfg.flap_window_ms => gone.push(inc.id),
+                Some(r) if now.saturating_sub(r) > self.cfg.flap_window_ms => gone.push(inc.id),
                 Some(_) => {}
                 None => {
                     if let Some(clear) = inc.all_clear_since()
-                        && now - clear >= self.cfg.resolve_after_ms
+                        && now.saturating_sub(clear) >= self.cfg.resolve_after_ms
                     {
-                        let at = clear + self.cfg.resolve_after_ms;
+                        let at = clear.saturating_add(self.cfg.resolve_after_ms);
                         inc.status = Status::Resolved;
                         inc.resolved = Some(at);
                         inc.resolved_by = Some("auto".into());
@@ -960,7 +962,7 @@ impl Correlator {
             self.forget(id);
         }
         let w = self.cfg.flap_window_ms;
-        self.starts.retain(|_, q| q.back().is_some_and(|&t| now - t <= w));
+        self.starts.retain(|_, q| q.back().is_some_and(|&t| now.saturating_sub(t) <= w));
         out
     }
 

@@ -531,3 +531,23 @@ fn the_member_index_agrees_with_a_scan_of_every_member() {
         }
     }
 }
+
+#[test]
+fn extreme_times_never_overflow() {
+    // Times come from clients (remote-write timestamps, Alertmanager's startsAt); absurd ones
+    // must not overflow any arithmetic (a panic in debug builds, a wrong grouping in release).
+    let mut c = Correlator::new(Config::default(), topo());
+    for &t in &[i64::MAX, i64::MIN, 0, i64::MAX - 1, i64::MIN + 1, -5 * MIN] {
+        for svc in ["api", "db", "search", "mq"] {
+            let s = sig("Edge", &[("service", svc)], t, 0.9);
+            c.observe(&s);
+            c.observe(&ended(s, t.saturating_add(MIN)));
+            c.observe(&sig("Edge", &[("service", svc)], t, 0.9));
+        }
+        c.tick(t);
+        let _ = c.busy();
+    }
+    c.tick(i64::MAX);
+    c.tick(i64::MIN);
+    assert!(c.incidents().count() > 0);
+}

@@ -191,7 +191,7 @@ fn event_of(c: Change) -> Option<Event> {
 /// end (or now).
 pub(crate) async fn changes_around<S: MlflowStore>(app: &App<S>, inc: &Incident) -> Vec<Signal> {
     let to = inc.resolved.unwrap_or_else(now_ms).max(inc.last_signal);
-    app.store.list_changes(inc.opened - 3_600_000, to, 1000).await.unwrap_or_default()
+    app.store.list_changes(inc.opened.saturating_sub(3_600_000), to, 1000).await.unwrap_or_default()
 }
 
 /// The incident's likely root causes, best first (at most `n`): its signals as evidence
