@@ -545,3 +545,61 @@ fn notifications_not_yet_sent_survive_a_crash() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(up_got.lock().unwrap().len(), 1, "sent once");
 }
+
+#[test]
+fn an_incident_brought_back_from_the_store_sends_what_it_owes() {
+    // Memory holds one incident. Two owe their `opened` when the server is killed; after the
+    // restart only the newer is held (and resumed). Acting on the older brings it back from
+    // the store, and its owed notification goes out then.
+    let (down, down_got) = receiver(500);
+    let (up, up_got) = receiver(200);
+    let data = temp_dir("incidents-unsent-evicted");
+    let config = |addr: SocketAddr| {
+        format!(
+            "[incidents]\nmax_incidents = 1\n\
+             [notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 3\nbackoff = \"60s\"\ntimeout = \"5s\"\n\
+             [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n"
+        )
+    };
+    let (mut peer, addr) = common::start(&data, &config(down), &[]);
+    let t = now_ms() - 10 * 60_000;
+    let zero = "0001-01-01T00:00:00Z";
+    let a = alert("QueueStuck", "worker", "firing", &rfc(t), zero);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a])).0, 200);
+    wait_for("the first attempt", 30, || !down_got.lock().unwrap().is_empty());
+    let b = alert("DiskFull", "billing", "firing", &rfc(t + 6 * 60_000), zero);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[b])).0, 200);
+    let listed = incidents(addr);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let id_of = |title: &str| {
+        let i = listed.iter().find(|i| i["title"].as_str().unwrap().contains(title));
+        i.unwrap()["id"].as_str().unwrap().to_string()
+    };
+    let (older, newer) = (id_of("QueueStuck"), id_of("DiskFull"));
+    for id in [&older, &newer] {
+        wait_for("opened owed", 30, || {
+            get(addr, &format!("/auspex/v1/incidents/{id}")).1["incident"]["unsent"]
+                == json!(["opened"])
+        });
+    }
+    peer.kill_hard();
+    drop(peer);
+
+    let (_peer, addr) = common::start(&data, &config(up), &[]);
+    let sent_for = |id: &str| {
+        let got = up_got.lock().unwrap();
+        let bodies = got.iter().map(|g| serde_json::from_slice::<Value>(&g.body).unwrap());
+        bodies.filter(|b| b["incident"]["id"] == id && b["event"] == "opened").count()
+    };
+    wait_for("the newer one's owed notification", 30, || sent_for(&newer) == 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sent_for(&older), 0, "the older one is only in the store");
+    let (ok, out, err) = cli(addr, &["incidents", "ack", &older]);
+    assert!(ok, "{out}{err}");
+    wait_for("the older one's owed notification", 30, || sent_for(&older) == 1);
+    wait_for("unsent cleared", 30, || {
+        get(addr, &format!("/auspex/v1/incidents/{older}")).1["incident"].get("unsent").is_none()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!((sent_for(&older), sent_for(&newer)), (1, 1), "each sent once");
+}

@@ -472,8 +472,20 @@ impl Correlator {
     }
 
     /// Takes back incidents loaded from the store (start-up): active ones and those resolved
-    /// within the flap window of `now`.
+    /// within the flap window of `now`; beyond `max_incidents`, the least recently active are
+    /// let go again (they stay in the store).
     pub fn restore(&mut self, incidents: Vec<Incident>, now: i64) {
+        self.restore_keeping(incidents, now, None);
+    }
+
+    /// Brings one incident back from the store (an action on one that was let go); beyond
+    /// `max_incidents` another is let go, never this one. Resolved long ago: not taken back.
+    pub fn bring_back(&mut self, inc: Incident, now: i64) {
+        let id = inc.id;
+        self.restore_keeping(vec![inc], now, Some(id));
+    }
+
+    fn restore_keeping(&mut self, incidents: Vec<Incident>, now: i64, keep: Option<IncidentId>) {
         for inc in incidents {
             if inc.resolved.is_some_and(|r| now.saturating_sub(r) > self.cfg.flap_window_ms) {
                 continue;
@@ -490,6 +502,9 @@ impl Correlator {
         }
         self.opens.make_contiguous().sort_unstable();
         self.note_open(None, now);
+        while self.incidents.len() > self.cfg.max_incidents.max(1) {
+            self.evict_one_except(keep);
+        }
     }
 
     /// Openings in the last hour that make the estate busy (see `Config::busy_onset_hops`).

@@ -551,3 +551,26 @@ fn extreme_times_never_overflow() {
     c.tick(i64::MIN);
     assert!(c.incidents().count() > 0);
 }
+
+#[test]
+fn restore_keeps_the_memory_bound() {
+    // More incidents in the store than max_incidents: the most recently active are held.
+    let mut c = Correlator::new(Config::default(), topo());
+    for i in 0..10 {
+        let svc = format!("s{i}");
+        c.observe(&sig("Down", &[("service", &svc)], i * 20 * MIN, 0.7));
+    }
+    let stored: Vec<Incident> = c.incidents().cloned().collect();
+    assert_eq!(stored.len(), 10);
+    let mut r = Correlator::new(Config { max_incidents: 3, ..Config::default() }, topo());
+    r.restore(stored, 200 * MIN);
+    let mut held: Vec<i64> = r.incidents().map(|i| i.last_signal).collect();
+    held.sort_unstable();
+    assert_eq!(held, [140 * MIN, 160 * MIN, 180 * MIN]);
+    assert_eq!(r.stats.evicted, 7);
+    // An old one brought back by an action stays; another is let go instead.
+    let old = c.incidents().min_by_key(|i| i.last_signal).unwrap().clone();
+    r.bring_back(old.clone(), 200 * MIN);
+    assert!(r.get(old.id).is_some());
+    assert_eq!(r.incidents().count(), 3);
+}

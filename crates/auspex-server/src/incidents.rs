@@ -363,32 +363,49 @@ fn unsent_done(inc: &mut Incident, ev: Event) {
 /// Queues again the notifications that incidents in memory still hold as unsent (start-up:
 /// they were queued before a stop or crash and not sent).
 pub async fn resume_notifications<S: MlflowStore>(app: &Arc<App<S>>) {
-    let mut touched = Vec::new();
-    {
+    let touched = {
         let mut c = lock(&app.incidents.corr);
-        let held: Vec<(IncidentId, Vec<String>)> = c
-            .incidents()
-            .filter(|i| !i.unsent.is_empty())
-            .map(|i| (i.id, i.unsent.clone()))
-            .collect();
-        for (id, unsent) in held {
-            for name in unsent {
-                match Event::parse(&name) {
-                    Some(ev) => queue(app, &mut c, id, ev, true),
-                    None => {
-                        if let Some(inc) = c.get_mut(id) {
-                            inc.unsent.retain(|u| *u != name);
-                        }
-                    }
-                }
-            }
-            touched.push(id);
-        }
-    }
+        let ids: Vec<IncidentId> =
+            c.incidents().filter(|i| !i.unsent.is_empty()).map(|i| i.id).collect();
+        requeue_unsent(app, &mut c, ids)
+    };
     if !touched.is_empty() {
         app.incidents.mark(touched);
         persist(app).await;
     }
+}
+
+/// Queues again the unsent notifications of incidents `ids` in memory, except for an incident
+/// whose queue still holds them (let go from memory and brought back while its sender runs:
+/// the sender takes them off as it goes). Returns the incidents whose `unsent` changed or
+/// were queued.
+fn requeue_unsent<S: MlflowStore>(
+    app: &Arc<App<S>>,
+    c: &mut Correlator,
+    ids: Vec<IncidentId>,
+) -> Vec<IncidentId> {
+    let mut touched = Vec::new();
+    for id in ids {
+        if lock(&app.incidents.outbox).queues.contains_key(&id) {
+            continue;
+        }
+        let unsent = c.get(id).map(|i| i.unsent.clone()).unwrap_or_default();
+        if unsent.is_empty() {
+            continue;
+        }
+        for name in unsent {
+            match Event::parse(&name) {
+                Some(ev) => queue(app, c, id, ev, true),
+                None => {
+                    if let Some(inc) = c.get_mut(id) {
+                        inc.unsent.retain(|u| *u != name);
+                    }
+                }
+            }
+        }
+        touched.push(id);
+    }
+    touched
 }
 
 /// Sends incident `id`'s queued notifications in order until its queue is empty; each one
@@ -603,8 +620,9 @@ enum Action {
 }
 
 /// Brings incident `id` into memory if it is only in the store (let go, or from before a
-/// restart); a resolved one is refused with 409.
-async fn in_memory<S: MlflowStore>(app: &App<S>, id: IncidentId) -> Result<(), Refusal> {
+/// restart), with the notifications it still owes queued again; a resolved one is refused
+/// with 409.
+async fn in_memory<S: MlflowStore>(app: &Arc<App<S>>, id: IncidentId) -> Result<(), Refusal> {
     if lock(&app.incidents.corr).get(id).is_some() {
         return Ok(());
     }
@@ -613,7 +631,12 @@ async fn in_memory<S: MlflowStore>(app: &App<S>, id: IncidentId) -> Result<(), R
             Err((StatusCode::CONFLICT, ActionError::AlreadyResolved(id).to_string()))
         }
         Ok(inc) => {
-            lock(&app.incidents.corr).restore(vec![inc], now_ms());
+            let touched = {
+                let mut c = lock(&app.incidents.corr);
+                c.bring_back(inc, now_ms());
+                requeue_unsent(app, &mut c, vec![id])
+            };
+            app.incidents.mark(touched);
             Ok(())
         }
         Err(r) => Err(r),
