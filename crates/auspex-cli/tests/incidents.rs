@@ -500,6 +500,14 @@ fn a_target_outside_the_allow_list_is_refused_at_start() {
     assert!(err.contains("not in notify.allow"), "{err}");
 }
 
+/// Configuration `head` plus one webhook target at `addr` whose retry is 60 s away.
+fn slow_retry_webhook(head: &str, addr: SocketAddr) -> String {
+    format!(
+        "{head}[notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 3\nbackoff = \"60s\"\ntimeout = \"5s\"\n\
+         [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n"
+    )
+}
+
 #[test]
 fn notifications_not_yet_sent_survive_a_crash() {
     // The receiver is down and the retry is 60 s away when the server is killed; the restarted
@@ -507,12 +515,7 @@ fn notifications_not_yet_sent_survive_a_crash() {
     let (down, down_got) = receiver(500);
     let (up, up_got) = receiver(200);
     let data = temp_dir("incidents-unsent");
-    let config = |addr: SocketAddr| {
-        format!(
-            "[notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 3\nbackoff = \"60s\"\ntimeout = \"5s\"\n\
-             [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n"
-        )
-    };
+    let config = |addr: SocketAddr| slow_retry_webhook("", addr);
     let (mut peer, addr) = common::start(&data, &config(down), &[]);
     let t = now_ms() - 60_000;
     let a = alert("QueueStuck", "worker", "firing", &rfc(t), "0001-01-01T00:00:00Z");
@@ -554,13 +557,7 @@ fn an_incident_brought_back_from_the_store_sends_what_it_owes() {
     let (down, down_got) = receiver(500);
     let (up, up_got) = receiver(200);
     let data = temp_dir("incidents-unsent-evicted");
-    let config = |addr: SocketAddr| {
-        format!(
-            "[incidents]\nmax_incidents = 1\n\
-             [notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 3\nbackoff = \"60s\"\ntimeout = \"5s\"\n\
-             [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n"
-        )
-    };
+    let config = |addr: SocketAddr| slow_retry_webhook("[incidents]\nmax_incidents = 1\n", addr);
     let (mut peer, addr) = common::start(&data, &config(down), &[]);
     let t = now_ms() - 10 * 60_000;
     let zero = "0001-01-01T00:00:00Z";
