@@ -2,7 +2,7 @@
 
 use foldhash::{HashMap, HashMapExt};
 use std::future::Future;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use auspex_core::{IncidentId, Signal, TimestampMs};
 use auspex_incidents::{Incident, Member, Status, TimelineEntry};
@@ -99,12 +99,19 @@ impl WrittenRows {
     }
 }
 
+/// A hasher for content hashes: seeded once per process (the hashes live in memory only), so
+/// label values a client chose cannot be crafted to collide.
+fn content_hasher() -> impl Hasher {
+    static STATE: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
+    STATE.get_or_init(Default::default).build_hasher()
+}
+
 /// A hash of every field of a member, without serialising it. The destructuring lists every
 /// field, so a field added to [`Member`] fails to compile here until it is hashed too.
 fn member_hash(m: &Member) -> u64 {
     let Member { id, fingerprint, kind, labels, title, start, end, score, occurrences, deviation } =
         m;
-    let mut h = DefaultHasher::new();
+    let mut h = content_hasher();
     (id, fingerprint, kind, labels, title, start, end, score.to_bits(), occurrences).hash(&mut h);
     deviation.map(f64::to_bits).hash(&mut h);
     h.finish()
@@ -113,7 +120,7 @@ fn member_hash(m: &Member) -> u64 {
 /// A hash of every field of a timeline entry (as [`member_hash`]).
 fn entry_hash(e: &TimelineEntry) -> u64 {
     let TimelineEntry { time, event, detail } = e;
-    let mut h = DefaultHasher::new();
+    let mut h = content_hasher();
     (time, event, detail).hash(&mut h);
     h.finish()
 }
