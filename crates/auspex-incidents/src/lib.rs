@@ -34,6 +34,7 @@
 //! beside the incident by time.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use auspex_core::time::rfc3339;
 use auspex_core::{Explanation, Fingerprint, IncidentId, Labels, Signal, SignalId, SignalKind};
@@ -281,8 +282,9 @@ pub struct Incident {
     pub scope: BTreeMap<String, String>,
     /// Every occurrence folded in, duplicates included.
     pub signal_count: u64,
-    /// Distinct signals (at most `max_members`).
-    pub signals: Vec<Member>,
+    /// Distinct signals (at most `max_members`). Shared, so a copy of the incident (for the
+    /// writer, or a notification) does not copy every member; a change copies only that one.
+    pub signals: Vec<Arc<Member>>,
     /// History (at most `max_timeline` entries).
     pub timeline: Vec<TimelineEntry>,
     /// Notifications queued for it and not yet sent (event names, oldest first). They are
@@ -537,7 +539,7 @@ impl Correlator {
         }
         let Some(inc) = self.incidents.get(&id) else { return };
         let (labels, svc) = (&self.cfg.group_labels, &self.cfg.service_label);
-        let mut ix = MemberIndex::of(&inc.signals, labels, svc);
+        let mut ix = MemberIndex::of(inc.signals.iter().map(|m| &**m), labels, svc);
         self.lookup.add(id, &mut ix, inc.opened, None, labels, svc);
         for m in &inc.signals {
             self.lookup.add(id, &mut ix, inc.opened, Some(m), labels, svc);
@@ -569,7 +571,7 @@ impl Correlator {
         if let Some(m) = m {
             ix.add(m, labels, svc);
         }
-        self.lookup.add(id, ix, inc.opened, m, labels, svc);
+        self.lookup.add(id, ix, inc.opened, m.map(|m| &**m), labels, svc);
     }
 
     fn service<'a>(&self, labels: &'a Labels) -> Option<&'a str> {
@@ -587,6 +589,7 @@ impl Correlator {
             && let Some(inc) = self.incidents.get_mut(&hid)
             && let Some(m) = inc.signals.iter_mut().find(|m| m.id == s.id)
         {
+            let m = Arc::make_mut(m);
             let before = Severity::of(inc.score);
             m.score = m.score.max(s.score);
             inc.score = inc.score.max(s.score);
@@ -694,6 +697,7 @@ impl Correlator {
         let mut pushed = false;
         match inc.signals.iter_mut().find(|m| m.fingerprint == s.fingerprint) {
             Some(m) => {
+                let m = Arc::make_mut(m);
                 m.id = s.id;
                 m.end = s.end;
                 m.score = m.score.max(s.score);
@@ -706,7 +710,7 @@ impl Correlator {
                 }
             }
             None if room => {
-                inc.signals.push(member(s, title.clone()));
+                inc.signals.push(Arc::new(member(s, title.clone())));
                 inc.opened = inc.opened.min(s.start);
                 pushed = true;
             }
@@ -875,7 +879,7 @@ impl Correlator {
         }
         let pushed = inc.signals.len() < max_m;
         if pushed {
-            inc.signals.push(member(s, title.clone()));
+            inc.signals.push(Arc::new(member(s, title.clone())));
         }
         let detail = if why.is_empty() { title } else { format!("{title} ({why})") };
         inc.record(max_t, s.start, "signal", detail);
@@ -907,7 +911,7 @@ impl Correlator {
             services: self.service(&s.labels).map(str::to_string).into_iter().collect(),
             scope: self.scope_of(&s.labels),
             signal_count: 1,
-            signals: vec![member(s, title.clone())],
+            signals: vec![Arc::new(member(s, title.clone()))],
             timeline: Vec::new(),
             unsent: Vec::new(),
         };
@@ -1033,6 +1037,7 @@ impl Correlator {
             let room = dst.signals.len() < max_m;
             match dst.signals.iter_mut().find(|d| d.fingerprint == m.fingerprint) {
                 Some(d) => {
+                    let d = Arc::make_mut(d);
                     d.occurrences = d.occurrences.saturating_add(m.occurrences);
                     d.score = d.score.max(m.score);
                     if d.start < m.start {
@@ -1105,10 +1110,10 @@ impl Correlator {
             new_id = IncidentId(new_id.0.wrapping_add(1));
         }
         let inc = self.incidents.get_mut(&id).ok_or(ActionError::NotFound(id))?;
-        let (moved, kept): (Vec<Member>, Vec<Member>) =
+        let (moved, kept): (Vec<Arc<Member>>, Vec<Arc<Member>>) =
             inc.signals.drain(..).partition(|m| take.contains(&m.fingerprint));
         inc.signals = kept;
-        let services = |ms: &[Member]| -> BTreeSet<String> {
+        let services = |ms: &[Arc<Member>]| -> BTreeSet<String> {
             ms.iter().filter_map(|m| m.labels.get(&service_label).map(str::to_string)).collect()
         };
         let count: u64 = moved.iter().map(|m| u64::from(m.occurrences)).sum();
