@@ -44,6 +44,8 @@ pub struct LoadConfig {
     pub span_ms: i64,
     /// Correlator tick, ms.
     pub tick_ms: i64,
+    /// Whether the correlator is given the generated topology (a team may have none).
+    pub with_topology: bool,
     /// Correlation settings.
     pub correlator: Config,
 }
@@ -57,6 +59,7 @@ impl Default for LoadConfig {
             background: 20_000,
             span_ms: 24 * 60 * MIN,
             tick_ms: 5_000,
+            with_topology: true,
             correlator: Config::default(),
         }
     }
@@ -164,6 +167,7 @@ pub fn generate(cfg: &LoadConfig) -> (Topology, Vec<StormAlert>) {
 /// Generates the load and replays it; `progress` is called with the share done (0–1).
 pub fn run(cfg: &LoadConfig, mut progress: impl FnMut(f64)) -> LoadReport {
     let (topo, alerts) = generate(cfg);
+    let topo = if cfg.with_topology { topo } else { Topology::default() };
     let mut c = Correlator::new(cfg.correlator.clone(), topo);
     let mut peak = 0usize;
     let r = replay(&alerts, &mut c, cfg.tick_ms.max(1), |n, total, c| {

@@ -373,6 +373,7 @@ pub fn incident_load(a: &IncidentLoadArgs) -> CmdResult {
     if let Some(h) = a.busy_onset_hops {
         cfg.correlator.busy_onset_hops = h.0;
     }
+    cfg.with_topology = !a.no_topology;
     let b = bar(100, "correlating");
     let r = run(&cfg, |f| b.set_position((f * 100.0) as u64));
     b.finish_and_clear();
@@ -398,7 +399,7 @@ pub fn incident_load(a: &IncidentLoadArgs) -> CmdResult {
         "background": a.background, "span": a.span, "alerts": r.alerts, "alerts_per_s": r.alerts_per_s,
         "seconds": r.seconds, "observe_p50_us": r.observe_p50_us, "observe_p99_us": r.observe_p99_us,
         "observe_max_us": r.observe_max_us, "peak_incidents": r.peak_incidents, "evicted": r.evicted,
-        "max_incidents": cfg.correlator.max_incidents, "onset_hops": cfg.correlator.onset_hops, "busy_onset_hops": cfg.correlator.busy_onset_hops,
+        "max_incidents": cfg.correlator.max_incidents, "onset_hops": cfg.correlator.onset_hops, "busy_onset_hops": cfg.correlator.busy_onset_hops, "topology": cfg.with_topology,
         "best_compression": r.best_compression,
         "auspex": {"incidents": r.grouping.incidents, "compression": r.grouping.compression, "purity": r.grouping.purity},
         "time_only": {"incidents": r.time_only.incidents, "compression": r.time_only.compression, "purity": r.time_only.purity},

@@ -451,6 +451,10 @@ pub struct IncidentLoadArgs {
     /// `[incidents] busy_onset_hops`); `off`: never held back [default: 1].
     #[arg(long, value_parser = parse_busy_hops)]
     pub busy_onset_hops: Option<BusyHops>,
+    /// Do not give the correlator the generated topology (as a server without a topology
+    /// file); the alerts are the same.
+    #[arg(long)]
+    pub no_topology: bool,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -81,7 +81,8 @@ pub struct Config {
     /// alerts start together all the time; see `bench incidents` in BENCHMARKS.md.
     pub onset_hops: Option<usize>,
     /// While the estate is busy, co-onset is held to this many topology links as if
-    /// `onset_hops` were set (the smaller applies; `None`: never). Busy means unrelated problems
+    /// `onset_hops` were set (the smaller applies), and a service the topology does not know
+    /// (or a signal without one) relates to nothing by co-onset (`None`: never held back). Busy means unrelated problems
     /// start so often that a chance coincidence is expected: over the last hour, incidents
     /// opened at a rate of at least one per two bursts (15 an hour with the 2-minute burst),
     /// so on average another unrelated incident opens within a burst of any one. Co-onset
@@ -802,12 +803,13 @@ impl Correlator {
                 .collect(),
         };
         // Services close enough for co-onset (`None`: any).
-        let busy = self.cfg.busy_onset_hops.filter(|_| self.busy());
-        let hops = match (self.cfg.onset_hops, busy) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let ball = hops.zip(svc).and_then(|(hops, v)| self.topo.within(v, hops, hub));
+        // Services close enough for co-onset (`None`: any). With `onset_hops`, those the
+        // topology knows are held to it (the others never are). While busy, co-onset needs
+        // services at most `busy_onset_hops` links apart, both known to the topology: with
+        // unrelated problems starting together all the time, co-onset alone is no evidence.
+        let ball = self.cfg.onset_hops.zip(svc).and_then(|(h, v)| self.topo.within(v, h, hub));
+        let busy_ball = (self.cfg.busy_onset_hops.filter(|_| self.busy()))
+            .map(|h| svc.and_then(|v| self.topo.within(v, h, hub)));
         // (relation, start of the closest related member, incident)
         let mut best: Option<(u8, i64, IncidentId)> = None;
         let candidates =
@@ -823,11 +825,15 @@ impl Correlator {
             let Some(ix) = self.index.get(id) else { continue };
             // (The ball is a few services; an incident may hold thousands.)
             let near = || {
-                ball.as_ref().is_none_or(|b| {
+                let held = ball.as_ref().is_none_or(|b| {
                     inc.services.is_empty()
                         || b.iter().any(|x| inc.services.contains(*x))
                         || ix.has_unknown(&inc.services, &self.topo)
-                })
+                });
+                let busy = busy_ball.as_ref().is_none_or(|b| {
+                    b.as_ref().is_some_and(|b| b.iter().any(|x| inc.services.contains(*x)))
+                });
+                held && busy
             };
             let Some((a, t)) = self.relation(s.start, &probe, inc, ix, near) else { continue };
             if best.is_none_or(|b| (a, t) > (b.0, b.1)) {

@@ -386,9 +386,17 @@ fn a_busy_estate_holds_co_onset_to_nearby_services() {
     let t = 45 * MIN;
     assert!(!together(&mut c, t), "busy: 3 links apart is too far for co-onset");
     assert!(c.busy());
-    // The next hour is quiet: co-onset relates any distance again.
+    // Services the topology does not know relate to nothing by co-onset while busy.
+    let unknown = |c: &mut Correlator, t: i64| {
+        let a = c.observe(&sig(&format!("X{t}"), &[("service", "u1")], t, 0.7))[0].id();
+        let b = c.observe(&sig(&format!("Y{t}"), &[("service", "u2")], t + 30_000, 0.7))[0].id();
+        a == b
+    };
+    assert!(!unknown(&mut c, t + MIN), "busy: unknown services apart");
+    // The next hour is quiet: co-onset relates any distance again, and unknown services.
     assert!(together(&mut c, t + 2 * 60 * MIN));
     assert!(!c.busy());
+    assert!(unknown(&mut c, t + 3 * 60 * MIN));
 
     let off = Config { busy_onset_hops: None, ..Config::default() };
     let mut c = Correlator::new(off, topo());

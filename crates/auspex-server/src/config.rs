@@ -174,7 +174,8 @@ pub struct IncidentsCfg {
     /// Co-onset only between services at most this many topology links apart (unset: any).
     pub onset_hops: Option<usize>,
     /// While incidents open at least once per two bursts (over the last hour), co-onset only
-    /// within this many topology links; `"off"`: never held back.
+    /// within this many topology links, and never for services the topology does not know;
+    /// `"off"`: never held back.
     #[serde(with = "hops_or_off")]
     pub busy_onset_hops: Option<usize>,
     /// Incidents held in memory.
