@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use auspex_testkit::{output, temp_dir};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 mod common;
 
@@ -222,14 +222,30 @@ fn incident_load_reports_speed_quality_and_keeps_its_memory_bound() {
     assert!((0.0..0.6).contains(&best), "{v}");
     let default = v["auspex"]["purity"].as_f64().unwrap();
     assert!(v["time_only"]["purity"].as_f64().is_some());
-    // Co-onset limited to neighbours: alerts that merely start together stay apart.
-    let (code, err, near) = load(&dir, &[&small[..], &["--onset-hops", "1"]].concat());
+    assert_eq!((&v["busy_onset_hops"], &v["topology"]), (&json!(1), &json!(true)), "{v}");
+    // Co-onset never held back: this load (about 60 unrelated alerts an hour) snowballs.
+    let off = ["--busy-onset-hops", "off"];
+    let (code, err, any) = load(&dir, &[&small[..], &off].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(any["busy_onset_hops"], Value::Null);
+    assert_eq!(any["alerts"].as_u64(), Some(alerts), "same load");
+    let loose = any["auspex"]["purity"].as_f64().unwrap();
+    assert!(default > loose + 0.1, "purity {default} by default, {loose} never held back");
+    // Co-onset always limited to neighbours: alerts that merely start together stay apart.
+    let (code, err, near) = load(&dir, &[&small[..], &off, &["--onset-hops", "1"]].concat());
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(near["onset_hops"], 1);
-    assert_eq!(near["alerts"].as_u64(), Some(alerts), "same load");
     let hops = near["auspex"]["purity"].as_f64().unwrap();
-    assert!(hops > default, "purity {hops} with onset_hops 1, {default} without");
-    assert!(near["auspex"]["incidents"].as_u64() > v["auspex"]["incidents"].as_u64());
+    assert!(hops > loose, "purity {hops} with onset_hops 1, {loose} without");
+    assert!(near["auspex"]["incidents"].as_u64() > any["auspex"]["incidents"].as_u64());
+    // Without a topology, a busy estate's co-onset relates nothing.
+    let (code, err, bare) = load(&dir, &[&small[..], &["--no-topology"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(bare["topology"], false);
+    let (_, _, bare_any) = load(&dir, &[&small[..], &["--no-topology"], &off].concat());
+    let p = bare["auspex"]["purity"].as_f64().unwrap();
+    let q = bare_any["auspex"]["purity"].as_f64().unwrap();
+    assert!(p > q + 0.1, "purity {p} without topology, {q} never held back");
     // The memory bound holds: at most 3 incidents in memory, the least recent let go.
     let (code, err, few) = load(&dir, &[&small[..], &["--max-incidents", "3"]].concat());
     assert_eq!(code, Some(0), "{err}");
