@@ -82,11 +82,12 @@ pub struct Config {
     pub onset_hops: Option<usize>,
     /// While the estate is busy, co-onset is held to this many topology links as if
     /// `onset_hops` were set (the smaller applies), and a service the topology does not know
-    /// (or a signal without one) relates to nothing by co-onset (`None`: never held back). Busy means unrelated problems
-    /// start so often that a chance coincidence is expected: over the last hour, incidents
-    /// opened at a rate of at least one per two bursts (15 an hour with the 2-minute burst),
-    /// so on average another unrelated incident opens within a burst of any one. Co-onset
-    /// then says little about a common cause; a nearby service still does.
+    /// (or a signal without one) relates to nothing by co-onset (`None`: never held back).
+    /// Busy means unrelated problems start so often that a chance coincidence is expected:
+    /// over the last hour, incidents opened at a rate of at least one per two bursts (15 an
+    /// hour with the 2-minute burst), so on average another unrelated incident opens within a
+    /// burst of any one. Co-onset then says little about a common cause; a nearby service
+    /// still does.
     pub busy_onset_hops: Option<usize>,
     /// Labels whose shared value relates two signals (e.g. the same service or pod).
     pub group_labels: Vec<String>,
@@ -497,7 +498,8 @@ impl Correlator {
                 self.home.insert(m.fingerprint, inc.id);
             }
             let id = inc.id;
-            if now.saturating_sub(inc.opened) < HOUR_MS {
+            // (One brought back was counted when it opened, or is older than an hour.)
+            if keep.is_none() && now.saturating_sub(inc.opened) < HOUR_MS {
                 self.opens.push_back(inc.opened);
             }
             self.incidents.insert(id, inc);
@@ -513,7 +515,7 @@ impl Correlator {
     /// Openings in the last hour that make the estate busy (see `Config::busy_onset_hops`).
     fn busy_opens(&self) -> usize {
         let per_opening = self.cfg.burst_ms.saturating_mul(2).max(1);
-        (HOUR_MS + per_opening - 1) as usize / per_opening as usize
+        (HOUR_MS.saturating_add(per_opening - 1) / per_opening) as usize
     }
 
     /// Notes an incident opened at `opened` (if any), then forgets openings more than an hour
@@ -802,7 +804,6 @@ impl Correlator {
                 .filter(|b| !hub(b))
                 .collect(),
         };
-        // Services close enough for co-onset (`None`: any).
         // Services close enough for co-onset (`None`: any). With `onset_hops`, those the
         // topology knows are held to it (the others never are). While busy, co-onset needs
         // services at most `busy_onset_hops` links apart, both known to the topology: with
@@ -988,6 +989,7 @@ impl Correlator {
         }
         let w = self.cfg.flap_window_ms;
         self.starts.retain(|_, q| q.back().is_some_and(|&t| now.saturating_sub(t) <= w));
+        self.note_open(None, now);
         out
     }
 

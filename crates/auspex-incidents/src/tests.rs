@@ -403,6 +403,14 @@ fn a_busy_estate_holds_co_onset_to_nearby_services() {
     busy_hour(&mut c);
     assert!(together(&mut c, 45 * MIN), "busy_onset_hops off: never held back");
 
+    // Time passing without signals ends it too.
+    let mut c = Correlator::new(Config::default(), topo());
+    busy_hour(&mut c);
+    c.tick(45 * MIN);
+    assert!(c.busy());
+    c.tick(42 * MIN + 61 * MIN);
+    assert!(!c.busy(), "an hour after the 15th opening");
+
     // Openings survive a restart: incidents restored from the last hour count.
     let mut c = Correlator::new(Config::default(), topo());
     busy_hour(&mut c);
