@@ -848,7 +848,11 @@ impl Correlator {
     fn why(&self, s: &Signal, id: IncidentId, a: u8) -> String {
         if a == CO_ONSET {
             let secs = self.cfg.burst_ms / 1000;
-            return format!("started within {secs} s of the incident's first signal");
+            let mut why = format!("started within {secs} s of the incident's first signal");
+            if let Some(h) = self.cfg.busy_onset_hops.filter(|_| self.busy()) {
+                why.push_str(&format!(", at most {h} topology link(s) away (busy estate)"));
+            }
+            return why;
         }
         let Some(ix) = self.index.get(&id) else { return String::new() };
         let (lo, hi) = (s.start.saturating_sub(self.cfg.window_ms), s.start);

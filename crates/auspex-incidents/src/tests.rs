@@ -385,6 +385,17 @@ fn a_busy_estate_holds_co_onset_to_nearby_services() {
     assert!(c.busy());
     let t = 45 * MIN;
     assert!(!together(&mut c, t), "busy: 3 links apart is too far for co-onset");
+    // One link apart still joins by co-onset, and the timeline says why.
+    let a = c.observe(&sig("Slow", &[("service", "web")], t + 11 * MIN, 0.7));
+    assert!(matches!(a[0], Change::Opened(_)));
+    let b = c.observe(&sig("Fail", &[("service", "api")], t + 11 * MIN + 20_000, 0.7));
+    assert_eq!(b[0].id(), a[0].id());
+    let last = &c.get(a[0].id()).unwrap().timeline.last().unwrap().detail;
+    assert_eq!(
+        last,
+        "Fail on api (started within 120 s of the incident's first signal, at most 1 \
+         topology link(s) away (busy estate))"
+    );
     assert!(c.busy());
     // Services the topology does not know relate to nothing by co-onset while busy.
     let unknown = |c: &mut Correlator, t: i64| {
@@ -392,7 +403,7 @@ fn a_busy_estate_holds_co_onset_to_nearby_services() {
         let b = c.observe(&sig(&format!("Y{t}"), &[("service", "u2")], t + 30_000, 0.7))[0].id();
         a == b
     };
-    assert!(!unknown(&mut c, t + MIN), "busy: unknown services apart");
+    assert!(!unknown(&mut c, t + 12 * MIN), "busy: unknown services apart");
     // The next hour is quiet: co-onset relates any distance again, and unknown services.
     assert!(together(&mut c, t + 2 * 60 * MIN));
     assert!(!c.busy());
