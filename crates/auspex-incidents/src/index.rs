@@ -115,13 +115,7 @@ impl Lookup {
         group_labels: &[String],
         service_label: &str,
     ) {
-        if ix.opened != Some(opened) {
-            if let Some(o) = ix.opened {
-                self.by_opened.remove(&(o, id));
-            }
-            self.by_opened.insert((opened, id));
-            ix.opened = Some(opened);
-        }
+        self.set_opened(id, ix, opened);
         let Some(m) = m else { return };
         if self.labels.len() < group_labels.len() {
             self.labels.resize_with(group_labels.len(), HashMap::default);
@@ -133,6 +127,34 @@ impl Lookup {
         }
         if let Some(v) = m.labels.get(service_label) {
             set(&mut self.services, v, id);
+        }
+    }
+
+    /// Registers incident `id` (opened at `opened`) under every key of its member index `ix`
+    /// (which holds exactly its members' keys).
+    pub fn add_all(&mut self, id: IncidentId, ix: &mut MemberIndex, opened: i64) {
+        self.set_opened(id, ix, opened);
+        if self.labels.len() < ix.labels.len() {
+            self.labels.resize_with(ix.labels.len(), HashMap::default);
+        }
+        for (i, vals) in ix.labels.iter().enumerate() {
+            for v in vals.keys() {
+                set(&mut self.labels[i], v, id);
+            }
+        }
+        for v in ix.services.keys() {
+            set(&mut self.services, v, id);
+        }
+    }
+
+    /// Moves incident `id`'s registered opening to `opened`.
+    fn set_opened(&mut self, id: IncidentId, ix: &mut MemberIndex, opened: i64) {
+        if ix.opened != Some(opened) {
+            if let Some(o) = ix.opened {
+                self.by_opened.remove(&(o, id));
+            }
+            self.by_opened.insert((opened, id));
+            ix.opened = Some(opened);
         }
     }
 

@@ -543,10 +543,7 @@ impl Correlator {
         let Some(inc) = self.incidents.get(&id) else { return };
         let (labels, svc) = (&self.cfg.group_labels, &self.cfg.service_label);
         let mut ix = MemberIndex::of(inc.signals.iter().map(|m| &**m), labels, svc);
-        self.lookup.add(id, &mut ix, inc.opened, None, labels, svc);
-        for m in &inc.signals {
-            self.lookup.add(id, &mut ix, inc.opened, Some(m), labels, svc);
-        }
+        self.lookup.add_all(id, &mut ix, inc.opened);
         self.index.insert(id, ix);
     }
 
