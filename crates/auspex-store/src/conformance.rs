@@ -486,6 +486,45 @@ where
     }
 }
 
+/// Concurrent writes of different versions of one incident leave exactly one version stored,
+/// never a mix of their rows, and what the store remembers of it stays true: a later write
+/// of another version is read back exactly.
+pub async fn concurrent_incident_writes_never_mix<S: crate::IncidentStore>(s: S) {
+    use auspex_incidents::{Config, Correlator, Incident, Topology};
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    for k in 0..24 {
+        let mut a = signal(&format!("alert{k}"), 1_000 + k, 0.5);
+        a.kind = SignalKind::Alert;
+        c.observe(&a);
+    }
+    let base = c.incidents().next().unwrap().clone();
+    assert_eq!(base.signals.len(), 24, "one incident holds every alert");
+    s.put_incidents(std::slice::from_ref(&base)).await.unwrap();
+    // Version v ends member v and notes it in the timeline: each changes other rows.
+    let version = |v: usize| {
+        let mut inc: Incident = base.clone();
+        std::sync::Arc::make_mut(&mut inc.signals[v]).end = Some(5_000 + v as i64);
+        inc.record(100, 5_000, "signal_cleared", format!("member {v} cleared"));
+        inc
+    };
+    let versions: Vec<Incident> = (0..8).map(version).collect();
+    let writers: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            let (s, v) = (s.clone(), v.clone());
+            tokio::spawn(async move { s.put_incidents(&[v]).await })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap().unwrap();
+    }
+    let got = s.get_incident(base.id).await.unwrap().unwrap();
+    assert!(versions.contains(&got), "the stored incident is one of the versions written");
+    let last = version(20);
+    s.put_incidents(std::slice::from_ref(&last)).await.unwrap();
+    assert_eq!(s.get_incident(base.id).await.unwrap().unwrap(), last);
+}
+
 /// Incidents round-trip through the store, by id, by status and for start-up; change signals
 /// are found by time.
 pub async fn incidents_round_trip<S: Store + crate::IncidentStore>(s: S) {
@@ -566,6 +605,10 @@ macro_rules! store_conformance_tests {
             #[tokio::test]
             async fn incidents_follow_every_change() {
                 $crate::conformance::incidents_follow_every_change($make, |s| async { s }).await;
+            }
+            #[tokio::test]
+            async fn concurrent_incident_writes_never_mix() {
+                $crate::conformance::concurrent_incident_writes_never_mix($make).await;
             }
             #[tokio::test]
             async fn incidents_round_trip() {

@@ -150,48 +150,35 @@ fn header(inc: &Incident) -> Incident {
     }
 }
 
-/// Inserts or replaces `(incident_id, key, json)` rows of `table` (`incident_members` keyed by
-/// `pos`, `incident_timeline` by `seq`).
-async fn upsert_rows(
-    tx: &mut sqlx::SqliteConnection,
+/// One statement of an incident write, built (rows serialised, values bound) before the
+/// store's write lock is taken.
+enum Statement {
+    /// Inserts or replaces rows (see [`upsert_rows`]).
+    Upsert(sqlx::QueryBuilder<sqlx::Sqlite>),
+    /// Deletes `table`'s rows of the incident whose `key` is in `[from, to)`.
+    Delete { table: &'static str, key: &'static str, from: i64, to: i64 },
+}
+
+/// Statements inserting or replacing `(incident_id, key, json)` rows of `table`
+/// (`incident_members` keyed by `pos`, `incident_timeline` by `seq`).
+fn upsert_rows(
+    out: &mut Vec<Statement>,
     table: &'static str,
     key: &'static str,
     id: &str,
-    rows: &[(i64, String)],
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks(ROWS) {
+    rows: Vec<(i64, String)>,
+) {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
             "INSERT INTO {table} (incident_id, {key}, json) "
         ));
-        q.push_values(chunk, |mut b, (k, json)| {
-            b.push_bind(id).push_bind(*k).push_bind(json.as_str());
+        q.push_values(rows.by_ref().take(ROWS), |mut b, (k, json)| {
+            b.push_bind(id.to_string()).push_bind(k).push_bind(json);
         });
         q.push(format!(" ON CONFLICT(incident_id, {key}) DO UPDATE SET json = excluded.json"));
-        q.build().execute(&mut *tx).await.map_err(db)?;
+        out.push(Statement::Upsert(q));
     }
-    Ok(())
-}
-
-/// Deletes `table`'s rows of incident `id` whose `key` is in `[from, to)`.
-async fn delete_rows(
-    tx: &mut sqlx::SqliteConnection,
-    table: &'static str,
-    key: &'static str,
-    id: &str,
-    from: i64,
-    to: i64,
-) -> Result<(), StoreError> {
-    // `table` and `key` are this file's constants, never input.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM {table} WHERE incident_id = ?1 AND {key} >= ?2 AND {key} < ?3"
-    )))
-    .bind(id)
-    .bind(from)
-    .bind(to)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    Ok(())
 }
 
 /// The rows of incident `id` in `table`, in `key` order, parsed.
@@ -231,31 +218,24 @@ fn continues(old: &[(i64, u64)], new: &[u64]) -> Option<usize> {
     })
 }
 
-/// Writes incident `inc` (header, members, timeline) in `tx`, rewriting only the rows that
-/// changed since `before`; returns what is now written.
-async fn write_incident(
-    tx: &mut sqlx::SqliteConnection,
-    inc: &Incident,
-    before: Option<&Written>,
-) -> Result<Written, StoreError> {
+/// What writing one incident takes: its header, then the row statements in order.
+struct Plan {
+    id: String,
+    status: &'static str,
+    opened: i64,
+    resolved: Option<i64>,
+    header: String,
+    statements: Vec<Statement>,
+}
+
+/// Plans the write of incident `inc` (header, members, timeline), rewriting only the rows that
+/// changed since `before`; returns the plan and what will be written once it is applied.
+/// Pure computation: the hashing and serialising happen here, outside the write lock.
+fn plan_incident(inc: &Incident, before: Option<&Written>) -> Result<(Plan, Written), StoreError> {
     let id = inc.id.to_string();
-    let json = serde_json::to_string(&header(inc)).map_err(db)?;
-    sqlx::query(
-        "INSERT INTO incidents (id, status, opened_ms, resolved_ms, json, written_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT(id) DO UPDATE SET status = excluded.status,
-           opened_ms = excluded.opened_ms, resolved_ms = excluded.resolved_ms,
-           json = excluded.json, written_ms = excluded.written_ms",
-    )
-    .bind(&id)
-    .bind(inc.status.as_str())
-    .bind(inc.opened)
-    .bind(inc.resolved)
-    .bind(json)
-    .bind(wall_ms())
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
+    let header = serde_json::to_string(&header(inc)).map_err(db)?;
+    let mut statements = Vec::new();
+    let delete = |table, key, from, to| Statement::Delete { table, key, from, to };
 
     // Members by position: a changed or new position is written, positions past the end go.
     let mut now = Written::default();
@@ -267,10 +247,10 @@ async fn write_incident(
         }
         now.members.push(h);
     }
-    upsert_rows(tx, "incident_members", "pos", &id, &rows).await?;
+    upsert_rows(&mut statements, "incident_members", "pos", &id, rows);
     let old_len = before.map_or(i64::MAX, |b| b.members.len() as i64);
     if old_len > inc.signals.len() as i64 {
-        delete_rows(tx, "incident_members", "pos", &id, inc.signals.len() as i64, i64::MAX).await?;
+        statements.push(delete("incident_members", "pos", inc.signals.len() as i64, i64::MAX));
     }
 
     // The timeline: entries are appended, and the oldest after the first let go; anything
@@ -283,7 +263,7 @@ async fn write_incident(
         Some(d) => {
             let b = before.map_or(0, |b| b.next_seq);
             if d > 0 {
-                delete_rows(tx, "incident_timeline", "seq", &id, old[1].0, old[d].0 + 1).await?;
+                statements.push(delete("incident_timeline", "seq", old[1].0, old[d].0 + 1));
             }
             now.timeline.push(old[0]);
             now.timeline.extend_from_slice(&old[1 + d..]);
@@ -295,7 +275,7 @@ async fn write_incident(
             }
         }
         None => {
-            delete_rows(tx, "incident_timeline", "seq", &id, i64::MIN, i64::MAX).await?;
+            statements.push(delete("incident_timeline", "seq", i64::MIN, i64::MAX));
             for (e, h) in inc.timeline.iter().zip(&hashes) {
                 rows.push((now.next_seq, json(e)?));
                 now.timeline.push((now.next_seq, *h));
@@ -303,8 +283,56 @@ async fn write_incident(
             }
         }
     }
-    upsert_rows(tx, "incident_timeline", "seq", &id, &rows).await?;
-    Ok(now)
+    upsert_rows(&mut statements, "incident_timeline", "seq", &id, rows);
+    let plan = Plan {
+        id,
+        status: inc.status.as_str(),
+        opened: inc.opened,
+        resolved: inc.resolved,
+        header,
+        statements,
+    };
+    Ok((plan, now))
+}
+
+/// Applies `plan` in `tx`.
+async fn apply_plan(tx: &mut sqlx::SqliteConnection, plan: &mut Plan) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO incidents (id, status, opened_ms, resolved_ms, json, written_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status,
+           opened_ms = excluded.opened_ms, resolved_ms = excluded.resolved_ms,
+           json = excluded.json, written_ms = excluded.written_ms",
+    )
+    .bind(&plan.id)
+    .bind(plan.status)
+    .bind(plan.opened)
+    .bind(plan.resolved)
+    .bind(plan.header.as_str())
+    .bind(wall_ms())
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    for st in &mut plan.statements {
+        match st {
+            Statement::Upsert(q) => {
+                q.build().execute(&mut *tx).await.map_err(db)?;
+            }
+            Statement::Delete { table, key, from, to } => {
+                // `table` and `key` are this file's constants, never input.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE incident_id = ?1 AND {key} >= ?2 AND {key} < ?3"
+                )))
+                .bind(&plan.id)
+                .bind(*from)
+                .bind(*to)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl SqliteStore {
@@ -343,19 +371,27 @@ impl IncidentStore for SqliteStore {
         if incidents.is_empty() {
             return Ok(());
         }
-        let _w = self.write.lock().await;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // What this transaction wrote; remembered only once it has committed.
+        let _planning = self.incident_writer.lock().await;
+        // What this write will have written; remembered only once it has committed.
         let mut staged: HashMap<IncidentId, Written> = HashMap::new();
+        let mut plans = Vec::with_capacity(incidents.len());
         for inc in incidents {
             let before = match staged.get(&inc.id) {
                 Some(w) => Some(w.clone()),
                 None => lock(&self.written).get(inc.id).cloned(),
             };
-            let now = write_incident(&mut tx, inc, before.as_ref()).await?;
+            let (plan, now) = plan_incident(inc, before.as_ref())?;
+            plans.push(plan);
             staged.insert(inc.id, now);
         }
-        tx.commit().await.map_err(db)?;
+        {
+            let _w = self.write.lock().await;
+            let mut tx = self.pool.begin().await.map_err(db)?;
+            for plan in &mut plans {
+                apply_plan(&mut tx, plan).await?;
+            }
+            tx.commit().await.map_err(db)?;
+        }
         let mut w = lock(&self.written);
         for (id, now) in staged {
             w.insert(id, now);

@@ -16,9 +16,14 @@ use crate::{SeriesRecord, Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
-    /// Tracking writes take this first: one writer at a time, so a deferred transaction never
-    /// has to upgrade to a write lock another connection holds ("database is locked").
+    /// Every write transaction takes this first: one writer at a time, so a deferred
+    /// transaction never has to upgrade to a write lock another connection holds ("database is
+    /// locked"), and a writer that waits is woken as soon as the one before it is done, instead
+    /// of SQLite's busy handler polling with sleeps. Rows are serialised before it is taken.
     pub(crate) write: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Held by an incident write from reading [`Self::written`] to remembering what it
+    /// committed, so two incident writes never plan against the same remembered rows.
+    pub(crate) incident_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// What the last incident writes committed, so the next rewrites only changed rows.
     pub(crate) written: std::sync::Arc<std::sync::Mutex<crate::incidents::WrittenRows>>,
 }
@@ -85,7 +90,12 @@ impl SqliteStore {
         let pool =
             SqlitePoolOptions::new().max_connections(max).connect_with(opts).await.map_err(db)?;
         sqlx::migrate!("./migrations").run(&pool).await.map_err(db)?;
-        Ok(Self { pool, write: std::sync::Arc::default(), written: std::sync::Arc::default() })
+        Ok(Self {
+            pool,
+            write: std::sync::Arc::default(),
+            incident_writer: std::sync::Arc::default(),
+            written: std::sync::Arc::default(),
+        })
     }
 }
 
@@ -98,8 +108,10 @@ impl Store for SqliteStore {
         // thread, which cost more than the insert itself for a webhook of 100 alerts. A later
         // row with the same id updates the earlier one, as separate statements would.
         const ROWS: usize = 100;
-        let mut tx = self.pool.begin().await.map_err(db)?;
         let now = wall_ms();
+        // The statements are built (rows serialised, values bound) before the write lock, so
+        // other writers wait only for the database.
+        let mut statements = Vec::with_capacity(signals.len().div_ceil(ROWS));
         for chunk in signals.chunks(ROWS) {
             let json: Vec<String> =
                 chunk.iter().map(serde_json::to_string).collect::<Result<_, _>>().map_err(db)?;
@@ -123,6 +135,11 @@ impl Store for SqliteStore {
                    json = excluded.json,
                    written_ms = excluded.written_ms",
             );
+            statements.push(q);
+        }
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        for q in &mut statements {
             q.build().execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
@@ -159,6 +176,7 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
+        let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await.map_err(db)?;
         for r in records {
             let labels = serde_json::to_string(&r.labels).map_err(db)?;
@@ -209,6 +227,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_signals_before(&self, before: TimestampMs) -> Result<u64, StoreError> {
+        let _w = self.write.lock().await;
         let r = sqlx::query("DELETE FROM signals WHERE end_ms IS NOT NULL AND written_ms < ?1")
             .bind(before)
             .execute(&self.pool)
