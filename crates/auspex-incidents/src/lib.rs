@@ -641,7 +641,7 @@ impl Correlator {
                 return out;
             }
         }
-        let id = match best {
+        let (id, member) = match best {
             Some((a, id)) => {
                 match a {
                     CO_ONSET => self.stats.joined_co_onset += 1,
@@ -649,19 +649,22 @@ impl Correlator {
                     _ => self.stats.joined_topology += 1,
                 }
                 let why = self.why(s, id, a);
-                self.join(id, s, why, &mut out);
-                id
+                (id, self.join(id, s, why, &mut out))
             }
             None => {
                 self.stats.opened += 1;
                 self.note_open(Some(s.start), s.start);
-                self.open(s, &mut out)
+                (self.open(s, &mut out), true)
             }
         };
         if flapping && let Some(inc) = self.incidents.get_mut(&id) {
             inc.flapping = true;
         }
-        self.home.insert(s.fingerprint, id);
+        // Only a member is a fingerprint's home: one only counted (beyond `max_members`)
+        // would stay homed after its incident is let go, and memory would grow without bound.
+        if member {
+            self.home.insert(s.fingerprint, id);
+        }
         out
     }
 
@@ -871,11 +874,13 @@ impl Correlator {
             .unwrap_or_default()
     }
 
-    fn join(&mut self, id: IncidentId, s: &Signal, why: String, out: &mut Vec<Change>) {
+    /// Adds `s` to incident `id`; whether it became a member (beyond `max_members` it is
+    /// only counted).
+    fn join(&mut self, id: IncidentId, s: &Signal, why: String, out: &mut Vec<Change>) -> bool {
         let title = signal_title(s);
         let svc = self.service(&s.labels).map(str::to_string);
         let (max_m, max_t) = (self.cfg.max_members, self.cfg.max_timeline);
-        let Some(inc) = self.incidents.get_mut(&id) else { return };
+        let Some(inc) = self.incidents.get_mut(&id) else { return false };
         let before = Severity::of(inc.score);
         inc.signal_count += 1;
         inc.score = inc.score.max(s.score);
@@ -894,6 +899,7 @@ impl Correlator {
         out.push(Change::Updated(id));
         self.index_last(id, pushed);
         self.escalation(id, before, out);
+        pushed
     }
 
     fn open(&mut self, s: &Signal, out: &mut Vec<Change>) -> IncidentId {

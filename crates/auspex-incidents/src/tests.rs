@@ -601,3 +601,23 @@ fn restore_keeps_the_memory_bound() {
     assert!(r.get(old.id).is_some());
     assert_eq!(r.incidents().count(), 3);
 }
+
+/// Signals counted beyond `max_members` are let go with their incident: memory stays bounded
+/// when giant incidents come and go.
+#[test]
+fn counted_only_signals_are_forgotten_with_their_incident() {
+    let cfg = Config { max_members: 5, ..Config::default() };
+    let mut c = Correlator::new(cfg, Topology::default());
+    for round in 0..4i64 {
+        let t0 = round * 3 * 3_600_000;
+        for k in 0..50 {
+            let name = format!("A{round}-{k}");
+            let s = sig(&name, &[("service", "api")], t0 + k, 0.5);
+            c.observe(&ended(s, t0 + MIN));
+        }
+        c.tick(t0 + 3_600_000); // resolved
+        c.tick(t0 + 2 * 3_600_000); // let go
+        assert_eq!(c.incidents().count(), 0, "round {round}: resolved and let go");
+        assert!(c.home.is_empty(), "round {round}: {} fingerprints still homed", c.home.len());
+    }
+}
