@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         max_incidents: 4,
         max_members: 3,
         max_timeline: 5,
+        max_fingerprints: 6,
         onset_hops: ops.first().map(|b| usize::from(b % 4)).filter(|h| *h < 3),
         ..Config::default()
     };

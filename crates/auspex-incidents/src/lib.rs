@@ -112,6 +112,10 @@ pub struct Config {
     pub max_members: usize,
     /// Most timeline entries kept per incident (the oldest after the first are dropped).
     pub max_timeline: usize,
+    /// Most fingerprints whose recent starts are kept for flap detection (in two generations:
+    /// when the newer is half full it becomes the older, and the older is let go), so a flood
+    /// of distinct alerts cannot grow memory without bound; at most ~100 bytes each.
+    pub max_fingerprints: usize,
 }
 
 impl Default for Config {
@@ -131,6 +135,7 @@ impl Default for Config {
             max_incidents: 10_000,
             max_members: 500,
             max_timeline: 200,
+            max_fingerprints: 200_000,
         }
     }
 }
@@ -396,7 +401,9 @@ pub struct Correlator {
     topo: Topology,
     incidents: BTreeMap<IncidentId, Incident>,
     home: HashMap<Fingerprint, IncidentId>,
-    starts: HashMap<Fingerprint, VecDeque<i64>>,
+    /// Recent starts by fingerprint, for flap detection: the newer generation and the older
+    /// (see `Config::max_fingerprints`).
+    starts: [HashMap<Fingerprint, VecDeque<i64>>; 2],
     /// Members of each incident in memory, by label value and service.
     index: HashMap<IncidentId, MemberIndex>,
     /// Incidents by opening, label value and service (which ones a new signal could relate to).
@@ -437,7 +444,7 @@ impl Correlator {
             topo,
             incidents: BTreeMap::new(),
             home: HashMap::default(),
-            starts: HashMap::default(),
+            starts: Default::default(),
             index: HashMap::default(),
             lookup: Lookup::default(),
             opens: VecDeque::new(),
@@ -670,7 +677,16 @@ impl Correlator {
 
     /// Records a start of `s`'s fingerprint; whether it is now flapping.
     fn note_start(&mut self, s: &Signal) -> bool {
-        let q = self.starts.entry(s.fingerprint).or_default();
+        let half = (self.cfg.max_fingerprints / 2).max(1);
+        let [newer, older] = &mut self.starts;
+        if !newer.contains_key(&s.fingerprint) {
+            let q = older.remove(&s.fingerprint).unwrap_or_default();
+            if newer.len() >= half {
+                *older = std::mem::take(newer);
+            }
+            newer.insert(s.fingerprint, q);
+        }
+        let Some(q) = newer.get_mut(&s.fingerprint) else { return false };
         q.push_back(s.start);
         while q.front().is_some_and(|&t| s.start.saturating_sub(t) > self.cfg.flap_window_ms) {
             q.pop_front();
@@ -995,7 +1011,9 @@ impl Correlator {
             self.forget(id);
         }
         let w = self.cfg.flap_window_ms;
-        self.starts.retain(|_, q| q.back().is_some_and(|&t| now.saturating_sub(t) <= w));
+        for g in &mut self.starts {
+            g.retain(|_, q| q.back().is_some_and(|&t| now.saturating_sub(t) <= w));
+        }
         self.note_open(None, now);
         out
     }

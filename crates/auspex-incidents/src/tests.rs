@@ -621,3 +621,33 @@ fn counted_only_signals_are_forgotten_with_their_incident() {
         assert!(c.home.is_empty(), "round {round}: {} fingerprints still homed", c.home.len());
     }
 }
+
+/// Flap detection keeps at most `max_fingerprints` fingerprints, newest first: a flood of
+/// distinct alerts does not grow it, and one flapping among a few others is still caught.
+#[test]
+fn flap_tracking_is_bounded() {
+    let cfg = Config { max_fingerprints: 10, busy_onset_hops: None, ..Config::default() };
+    let mut c = Correlator::new(cfg, Topology::default());
+    let tracked = |c: &Correlator| c.starts.iter().map(HashMap::len).sum::<usize>();
+    for k in 0..1_000 {
+        let s = sig(&format!("Flood{k}"), &[("service", "api")], k, 0.5);
+        c.observe(&ended(s, k + 1));
+        assert!(tracked(&c) <= 10, "after {k}: {} tracked", tracked(&c));
+    }
+    // One alert firing three times within the flap window, two others between each time.
+    let mut t = 10 * MIN;
+    let mut flapping = false;
+    for round in 0..3 {
+        let s = sig("Flappy", &[("service", "db")], t, 0.5);
+        let out = c.observe(&ended(s, t + 1_000));
+        flapping = out.iter().any(|ch| matches!(ch, Change::Reopened(..)))
+            || c.incidents().any(|i| i.flapping);
+        for k in 0..2 {
+            let s = sig(&format!("Other{round}-{k}"), &[("service", "web")], t + 2_000, 0.5);
+            c.observe(&ended(s, t + 3_000));
+        }
+        t += 4 * MIN;
+    }
+    assert!(flapping, "three starts in the flap window make it flapping");
+    assert!(tracked(&c) <= 10);
+}
