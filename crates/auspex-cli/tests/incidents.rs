@@ -600,3 +600,21 @@ fn an_incident_brought_back_from_the_store_sends_what_it_owes() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!((sent_for(&older), sent_for(&newer)), (1, 1), "each sent once");
 }
+
+#[test]
+fn an_incident_let_go_before_it_was_written_is_still_stored() {
+    // Memory holds one incident. One webhook opens two (different services, 6 minutes apart):
+    // the second lets the first go from memory before anything of this request is written.
+    let data = temp_dir("incidents-let-go-unwritten");
+    let (_peer, addr) = common::start(&data, "[incidents]\nmax_incidents = 1\n", &[]);
+    let t = now_ms() - 20 * 60_000;
+    let zero = "0001-01-01T00:00:00Z";
+    let a = alert("QueueStuck", "worker", "firing", &rfc(t), zero);
+    let b = alert("DiskFull", "billing", "firing", &rfc(t + 6 * 60_000), zero);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a, b])).0, 200);
+    let listed = incidents(addr);
+    let titles: Vec<&str> = listed.iter().filter_map(|i| i["title"].as_str()).collect();
+    assert_eq!(titles.len(), 2, "both incidents are stored: {titles:?}");
+    let (ok, out, err) = cli(addr, &["incidents", "list", "--json"]);
+    assert!(ok && out.contains("QueueStuck") && out.contains("DiskFull"), "{out}{err}");
+}

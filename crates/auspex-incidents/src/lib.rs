@@ -404,6 +404,9 @@ pub struct Correlator {
     /// Recent starts by fingerprint, for flap detection: the newer generation and the older
     /// (see `Config::max_fingerprints`).
     starts: [HashMap<Fingerprint, VecDeque<i64>>; 2],
+    /// Incidents let go for the memory bound since the caller last took them
+    /// ([`take_let_go`](Self::take_let_go)): their latest state may not be written yet.
+    let_go: Vec<Incident>,
     /// Members of each incident in memory, by label value and service.
     index: HashMap<IncidentId, MemberIndex>,
     /// Incidents by opening, label value and service (which ones a new signal could relate to).
@@ -445,6 +448,7 @@ impl Correlator {
             incidents: BTreeMap::new(),
             home: HashMap::default(),
             starts: Default::default(),
+            let_go: Vec::new(),
             index: HashMap::default(),
             lookup: Lookup::default(),
             opens: VecDeque::new(),
@@ -514,8 +518,10 @@ impl Correlator {
         }
         self.opens.make_contiguous().sort_unstable();
         self.note_open(None, now);
+        // At start-up the ones let go come straight from the store; an action's may have
+        // changed since they were written.
         while self.incidents.len() > self.cfg.max_incidents.max(1) {
-            self.evict_one_except(keep);
+            self.evict_one_except(keep, keep.is_some());
         }
     }
 
@@ -953,11 +959,12 @@ impl Correlator {
     }
 
     fn evict_one(&mut self) {
-        self.evict_one_except(None);
+        self.evict_one_except(None, true);
     }
 
-    /// Lets go of the least recently active incident other than `keep`.
-    fn evict_one_except(&mut self, keep: Option<IncidentId>) {
+    /// Lets go of the least recently active incident other than `keep`; with `record`, keeps
+    /// it for [`take_let_go`](Self::take_let_go) (at most `max_incidents` wait there).
+    fn evict_one_except(&mut self, keep: Option<IncidentId>, record: bool) {
         let victim = self
             .incidents
             .values()
@@ -965,22 +972,34 @@ impl Correlator {
             .min_by_key(|i| (i.is_active(), i.last_signal))
             .map(|i| i.id);
         if let Some(v) = victim {
-            self.forget(v);
+            let gone = self.forget(v);
             self.stats.evicted += 1;
+            if record && let Some(inc) = gone {
+                if self.let_go.len() >= self.cfg.max_incidents.max(1) {
+                    self.let_go.remove(0);
+                }
+                self.let_go.push(inc);
+            }
         }
     }
 
-    fn forget(&mut self, id: IncidentId) {
+    /// The incidents let go from memory for its bound since the last call, as they were then:
+    /// a caller that stores incidents writes them, since their last changes may be unwritten.
+    pub fn take_let_go(&mut self) -> Vec<Incident> {
+        std::mem::take(&mut self.let_go)
+    }
+
+    fn forget(&mut self, id: IncidentId) -> Option<Incident> {
         if let Some(ix) = self.index.remove(&id) {
             self.lookup.remove(id, &ix);
         }
-        if let Some(inc) = self.incidents.remove(&id) {
-            for m in &inc.signals {
-                if self.home.get(&m.fingerprint) == Some(&id) {
-                    self.home.remove(&m.fingerprint);
-                }
+        let inc = self.incidents.remove(&id)?;
+        for m in &inc.signals {
+            if self.home.get(&m.fingerprint) == Some(&id) {
+                self.home.remove(&m.fingerprint);
             }
         }
+        Some(inc)
     }
 
     /// Time passes: resolves incidents all clear for `resolve_after`, and lets go of those
@@ -1134,7 +1153,7 @@ impl Correlator {
             }
         }
         if self.incidents.len() >= self.cfg.max_incidents.max(1) {
-            self.evict_one_except(Some(id));
+            self.evict_one_except(Some(id), true);
         }
         let mut new_id = IncidentId(take.iter().fold(id.0 ^ (now as u64), |h, f| {
             h.rotate_left(17) ^ f.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)

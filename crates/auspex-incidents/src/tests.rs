@@ -651,3 +651,25 @@ fn flap_tracking_is_bounded() {
     assert!(flapping, "three starts in the flap window make it flapping");
     assert!(tracked(&c) <= 10);
 }
+
+/// An incident let go for the memory bound is handed to the caller as it was, once, so that
+/// its last changes can be written; one let go at start-up (it came from the store) is not.
+#[test]
+fn incidents_let_go_for_the_memory_bound_are_handed_over() {
+    let cfg = Config { max_incidents: 1, ..Config::default() };
+    let mut c = Correlator::new(cfg.clone(), Topology::default());
+    let first = c.observe(&sig("QueueStuck", &[("service", "worker")], 0, 0.5))[0].id();
+    c.observe(&sig("Retries", &[("service", "worker")], MIN, 0.5)); // joins: one more member
+    let second = c.observe(&sig("DiskFull", &[("service", "billing")], 30 * MIN, 0.5))[0].id();
+    assert!(c.get(first).is_none() && c.get(second).is_some());
+    let gone = c.take_let_go();
+    assert_eq!(gone.len(), 1);
+    assert_eq!((gone[0].id, gone[0].signals.len()), (first, 2), "its latest state");
+    assert!(c.take_let_go().is_empty(), "handed over once");
+    // Start-up: two stored incidents, room for one; the one let go is not handed over.
+    let mut r = Correlator::new(cfg, Topology::default());
+    let stored = gone.into_iter().chain(c.incidents().cloned()).collect();
+    r.restore(stored, 31 * MIN);
+    assert_eq!(r.incidents().count(), 1);
+    assert!(r.take_let_go().is_empty());
+}
