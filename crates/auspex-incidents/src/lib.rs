@@ -406,7 +406,7 @@ pub struct Correlator {
     starts: [HashMap<Fingerprint, VecDeque<i64>>; 2],
     /// Incidents let go for the memory bound since the caller last took them
     /// ([`take_let_go`](Self::take_let_go)): their latest state may not be written yet.
-    let_go: Vec<Incident>,
+    let_go: VecDeque<Incident>,
     /// Members of each incident in memory, by label value and service.
     index: HashMap<IncidentId, MemberIndex>,
     /// Incidents by opening, label value and service (which ones a new signal could relate to).
@@ -448,7 +448,7 @@ impl Correlator {
             incidents: BTreeMap::new(),
             home: HashMap::default(),
             starts: Default::default(),
-            let_go: Vec::new(),
+            let_go: VecDeque::new(),
             index: HashMap::default(),
             lookup: Lookup::default(),
             opens: VecDeque::new(),
@@ -692,7 +692,7 @@ impl Correlator {
             }
             newer.insert(s.fingerprint, q);
         }
-        let Some(q) = newer.get_mut(&s.fingerprint) else { return false };
+        let q = newer.entry(s.fingerprint).or_default();
         q.push_back(s.start);
         while q.front().is_some_and(|&t| s.start.saturating_sub(t) > self.cfg.flap_window_ms) {
             q.pop_front();
@@ -975,10 +975,8 @@ impl Correlator {
             let gone = self.forget(v);
             self.stats.evicted += 1;
             if record && let Some(inc) = gone {
-                if self.let_go.len() >= self.cfg.max_incidents.max(1) {
-                    self.let_go.remove(0);
-                }
-                self.let_go.push(inc);
+                self.let_go.push_back(inc);
+                self.bound_let_go();
             }
         }
     }
@@ -986,7 +984,23 @@ impl Correlator {
     /// The incidents let go from memory for its bound since the last call, as they were then:
     /// a caller that stores incidents writes them, since their last changes may be unwritten.
     pub fn take_let_go(&mut self) -> Vec<Incident> {
-        std::mem::take(&mut self.let_go)
+        std::mem::take(&mut self.let_go).into()
+    }
+
+    /// Gives back incidents from [`take_let_go`](Self::take_let_go) whose write failed: they
+    /// are handed over again, before any let go since.
+    pub fn keep_let_go(&mut self, incidents: Vec<Incident>) {
+        for inc in incidents.into_iter().rev() {
+            self.let_go.push_front(inc);
+        }
+        self.bound_let_go();
+    }
+
+    /// At most `max_incidents` wait to be taken (the oldest go first).
+    fn bound_let_go(&mut self) {
+        while self.let_go.len() > self.cfg.max_incidents.max(1) {
+            self.let_go.pop_front();
+        }
     }
 
     fn forget(&mut self, id: IncidentId) -> Option<Incident> {

@@ -666,6 +666,8 @@ fn incidents_let_go_for_the_memory_bound_are_handed_over() {
     assert_eq!(gone.len(), 1);
     assert_eq!((gone[0].id, gone[0].signals.len()), (first, 2), "its latest state");
     assert!(c.take_let_go().is_empty(), "handed over once");
+    c.keep_let_go(gone.clone()); // a failed write gives them back
+    assert_eq!(c.take_let_go(), gone, "handed over again");
     // Start-up: two stored incidents, room for one; the one let go is not handed over.
     let mut r = Correlator::new(cfg, Topology::default());
     let stored = gone.into_iter().chain(c.incidents().cloned()).collect();

@@ -36,8 +36,6 @@ use crate::notify::{self, Event};
 pub struct Hub {
     corr: Mutex<Correlator>,
     dirty: Mutex<BTreeSet<IncidentId>>,
-    /// Incidents let go from memory whose write failed, for the next write.
-    let_go: Mutex<Vec<Incident>>,
     /// Held while incidents are written (see [`persist`]).
     writing: tokio::sync::Mutex<()>,
     /// Notifications delivered, given up on after every retry, and dropped (`max_pending`).
@@ -150,7 +148,6 @@ impl Hub {
         Ok(Self {
             corr: Mutex::new(Correlator::new(cfg.incidents.correlator(), topo)),
             dirty: Mutex::new(BTreeSet::new()),
-            let_go: Mutex::new(Vec::new()),
             writing: tokio::sync::Mutex::new(()),
             notified: Default::default(),
             outbox: Mutex::new(Outbox::default()),
@@ -477,15 +474,14 @@ pub async fn persist<S: IncidentStore>(app: &App<S>) {
     let ids: Vec<IncidentId> =
         std::mem::take(&mut *lock(&app.incidents.dirty)).into_iter().collect();
     // Incidents let go from memory (its bound) since the last write: their last changes may
-    // not be written yet, and only this copy is left of them.
-    // (They go first: one of them brought back since is written after, as it is now.)
-    let mut snap = std::mem::take(&mut *lock(&app.incidents.let_go));
-    let (gone, max) = {
+    // not be written yet, and only this copy is left of them. They go first: one brought back
+    // since is written after, as it is now.
+    let (mut snap, gone) = {
         let mut c = lock(&app.incidents.corr);
-        snap.extend(c.take_let_go());
+        let mut snap = c.take_let_go();
         let gone = snap.len();
         snap.extend(ids.iter().filter_map(|id| c.get(*id).cloned()));
-        (gone, c.config().max_incidents.max(1))
+        (snap, gone)
     };
     if snap.is_empty() {
         return;
@@ -493,12 +489,8 @@ pub async fn persist<S: IncidentStore>(app: &App<S>) {
     if app.store.put_incidents(&snap).await.is_err() {
         app.engine.metrics.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         app.incidents.mark(ids);
-        // The let-go ones wait for the next write (at most `max_incidents`, the newest).
         snap.truncate(gone);
-        let mut kept = lock(&app.incidents.let_go);
-        kept.splice(0..0, snap);
-        let over = kept.len().saturating_sub(max);
-        kept.drain(..over);
+        lock(&app.incidents.corr).keep_let_go(snap);
     }
 }
 
