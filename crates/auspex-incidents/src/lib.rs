@@ -987,6 +987,13 @@ impl Correlator {
         std::mem::take(&mut self.let_go).into()
     }
 
+    /// The newest copy of incident `id` among those let go and not yet taken (a caller reading
+    /// an incident that is not in memory looks here before its store, which may hold an older
+    /// state).
+    pub fn let_go_copy(&self, id: IncidentId) -> Option<&Incident> {
+        self.let_go.iter().rev().find(|i| i.id == id)
+    }
+
     /// Gives back incidents from [`take_let_go`](Self::take_let_go) whose write failed: they
     /// are handed over again, before any let go since.
     pub fn keep_let_go(&mut self, incidents: Vec<Incident>) {
@@ -1019,6 +1026,18 @@ impl Correlator {
     /// Time passes: resolves incidents all clear for `resolve_after`, and lets go of those
     /// resolved longer than the flap window ago (they stay in the store).
     pub fn tick(&mut self, now: i64) -> Vec<Change> {
+        self.tick_keeping(now, |_| false)
+    }
+
+    /// [`tick`](Self::tick) for a caller that stores incidents: one it lets go whose last
+    /// changes are `unwritten` is handed over with [`take_let_go`](Self::take_let_go), like one
+    /// let go for the memory bound (a notification outcome may have been recorded in it just
+    /// before).
+    pub fn tick_keeping(
+        &mut self,
+        now: i64,
+        unwritten: impl Fn(IncidentId) -> bool,
+    ) -> Vec<Change> {
         let mut out = Vec::new();
         let mut gone = Vec::new();
         for inc in self.incidents.values_mut() {
@@ -1041,7 +1060,12 @@ impl Correlator {
             }
         }
         for id in gone {
-            self.forget(id);
+            if let Some(inc) = self.forget(id)
+                && unwritten(id)
+            {
+                self.let_go.push_back(inc);
+                self.bound_let_go();
+            }
         }
         let w = self.cfg.flap_window_ms;
         for g in &mut self.starts {

@@ -667,11 +667,34 @@ fn incidents_let_go_for_the_memory_bound_are_handed_over() {
     assert_eq!((gone[0].id, gone[0].signals.len()), (first, 2), "its latest state");
     assert!(c.take_let_go().is_empty(), "handed over once");
     c.keep_let_go(gone.clone()); // a failed write gives them back
+    assert_eq!(c.let_go_copy(first), Some(&gone[0]), "readable while it waits");
     assert_eq!(c.take_let_go(), gone, "handed over again");
+    assert!(c.let_go_copy(first).is_none());
     // Start-up: two stored incidents, room for one; the one let go is not handed over.
     let mut r = Correlator::new(cfg, Topology::default());
     let stored = gone.into_iter().chain(c.incidents().cloned()).collect();
     r.restore(stored, 31 * MIN);
     assert_eq!(r.incidents().count(), 1);
     assert!(r.take_let_go().is_empty());
+}
+
+#[test]
+fn the_tick_hands_over_an_incident_it_lets_go_with_unwritten_changes() {
+    let mut c = Correlator::new(Config::default(), Topology::default());
+    let mut a = sig("QueueStuck", &[("service", "worker")], 0, 0.5);
+    let written = c.observe(&a)[0].id();
+    let mut b = sig("DiskFull", &[("service", "billing")], 30 * MIN, 0.5);
+    let unwritten = c.observe(&b)[0].id();
+    a.end = Some(MIN);
+    b.end = Some(31 * MIN);
+    c.observe(&a);
+    c.observe(&b);
+    assert_eq!(c.tick(40 * MIN).len(), 2, "both resolve");
+    // Far past the flap window both are let go; only the one not yet written is handed over.
+    let changes = c.tick_keeping(3 * 60 * MIN, |id| id == unwritten);
+    assert!(changes.is_empty());
+    assert!(c.get(written).is_none() && c.get(unwritten).is_none(), "both let go");
+    let gone = c.take_let_go();
+    assert_eq!(gone.iter().map(|i| i.id).collect::<Vec<_>>(), vec![unwritten]);
+    assert_eq!(gone[0].status, Status::Resolved, "as it was");
 }

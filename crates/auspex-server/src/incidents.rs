@@ -415,10 +415,14 @@ async fn drain<S: MlflowStore>(app: &Arc<App<S>>, id: IncidentId) {
         let next = lock(&app.incidents.outbox).queues.get(&id).and_then(|q| q.front().cloned());
         let Some((ev, inc)) = next else { return };
         notify_all(app, ev, &inc).await;
-        if let Some(i) = lock(&app.incidents.corr).get_mut(id) {
-            unsent_done(i, ev);
+        {
+            // Marked under the correlator's lock, so the tick cannot let it go unwritten.
+            let mut c = lock(&app.incidents.corr);
+            if let Some(i) = c.get_mut(id) {
+                unsent_done(i, ev);
+                app.incidents.mark([id]);
+            }
         }
-        app.incidents.mark([id]);
         persist(app).await;
         let mut ob = lock(&app.incidents.outbox);
         ob.pending = ob.pending.saturating_sub(1);
@@ -460,6 +464,7 @@ async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident
             let max = c.config().max_timeline;
             if let Some(i) = c.get_mut(inc.id) {
                 i.record(max, now_ms(), what, detail);
+                app.incidents.mark([inc.id]); // (as in `drain`)
             }
         }
     }
@@ -471,13 +476,13 @@ pub async fn persist<S: IncidentStore>(app: &App<S>) {
     // could commit an older snapshot last), and callers that marked incidents while another
     // was writing find them written together by the next one (group commit).
     let _writer = app.incidents.writing.lock().await;
-    let ids: Vec<IncidentId> =
-        std::mem::take(&mut *lock(&app.incidents.dirty)).into_iter().collect();
-    // Incidents let go from memory (its bound) since the last write: their last changes may
-    // not be written yet, and only this copy is left of them. They go first: one brought back
-    // since is written after, as it is now.
-    let (mut snap, gone) = {
+    // Incidents let go from memory since the last write (its bound, or the tick): their last
+    // changes may not be written yet, and only this copy is left of them. They go first: one
+    // brought back since is written after, as it is now. (The correlator's lock is taken
+    // before the dirty set's, here and in the tick, so an incident is always in one of them.)
+    let (snap, gone) = {
         let mut c = lock(&app.incidents.corr);
+        let ids = std::mem::take(&mut *lock(&app.incidents.dirty));
         let mut snap = c.take_let_go();
         let gone = snap.len();
         snap.extend(ids.iter().filter_map(|id| c.get(*id).cloned()));
@@ -488,9 +493,19 @@ pub async fn persist<S: IncidentStore>(app: &App<S>) {
     }
     if app.store.put_incidents(&snap).await.is_err() {
         app.engine.metrics.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        app.incidents.mark(ids);
-        snap.truncate(gone);
-        lock(&app.incidents.corr).keep_let_go(snap);
+        // Written next time: those still in memory as they will be then, the others (let go,
+        // also since the snapshot) as they were.
+        let mut c = lock(&app.incidents.corr);
+        let (mut kept, mut marked) = (Vec::new(), Vec::new());
+        for (i, inc) in snap.into_iter().enumerate() {
+            if i >= gone && c.get(inc.id).is_some() {
+                marked.push(inc.id);
+            } else {
+                kept.push(inc);
+            }
+        }
+        c.keep_let_go(kept);
+        app.incidents.mark(marked);
     }
 }
 
@@ -501,7 +516,10 @@ pub async fn tick_loop<S: MlflowStore>(app: Arc<App<S>>) {
         t.tick().await;
         let changes = {
             let mut c = lock(&app.incidents.corr);
-            let changes = c.tick(now_ms());
+            let changes = {
+                let dirty = lock(&app.incidents.dirty);
+                c.tick_keeping(now_ms(), |id| dirty.contains(&id))
+            };
             enqueue(&app, &mut c, &changes);
             changes
         };
@@ -580,6 +598,16 @@ pub(crate) async fn load<S: MlflowStore>(
     if let Some(i) = lock(&app.incidents.corr).get(id).cloned() {
         return Ok(i);
     }
+    // Let go from memory: the store may hold an older state than the copy waiting to be
+    // written, or than the one being written now (hence the writer's lock: that write is
+    // over, and no other starts before the store is read).
+    let _writer = app.incidents.writing.lock().await;
+    if let Some(i) = {
+        let c = lock(&app.incidents.corr);
+        c.get(id).or_else(|| c.let_go_copy(id)).cloned()
+    } {
+        return Ok(i);
+    }
     match app.store.get_incident(id).await {
         Ok(Some(i)) => Ok(i),
         Ok(None) => Err((StatusCode::NOT_FOUND, format!("no incident {id}"))),
@@ -641,6 +669,9 @@ async fn in_memory<S: MlflowStore>(app: &Arc<App<S>>, id: IncidentId) -> Result<
         Ok(inc) => {
             let touched = {
                 let mut c = lock(&app.incidents.corr);
+                if c.get(id).is_some() {
+                    return Ok(()); // brought back meanwhile (by a concurrent action)
+                }
                 c.bring_back(inc, now_ms());
                 requeue_unsent(app, &mut c, vec![id])
             };
