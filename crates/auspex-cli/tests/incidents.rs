@@ -66,11 +66,12 @@ fn receiver_with(
             }
             let mut body = vec![0; len];
             let _ = r.read_exact(&mut body);
-            let status = {
+            let n = {
                 let mut g = g.lock().unwrap();
                 g.push(Got { path, headers, body });
-                status(g.len() - 1)
+                g.len() - 1
             };
+            let status = status(n); // (may take its time: the requests so far stay readable)
             let _ =
                 write!(c, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         }
@@ -617,4 +618,48 @@ fn an_incident_let_go_before_it_was_written_is_still_stored() {
     assert_eq!(titles.len(), 2, "both incidents are stored: {titles:?}");
     let (ok, out, err) = cli(addr, &["incidents", "list", "--json"]);
     assert!(ok && out.contains("QueueStuck") && out.contains("DiskFull"), "{out}{err}");
+}
+
+#[test]
+fn a_notification_sent_while_its_incident_was_let_go_is_recorded_and_not_resent() {
+    // Memory holds one incident. The receiver takes 2 s to answer the first notification;
+    // meanwhile a second incident opens and the first is let go (and written, still owing its
+    // `opened`). The delivery is recorded in the stored incident, so bringing it back (ack)
+    // does not send it again.
+    let (hook, got) = receiver_with(|n| {
+        if n == 0 {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        200
+    });
+    let data = temp_dir("incidents-sent-while-let-go");
+    let config = slow_retry_webhook("[incidents]\nmax_incidents = 1\n", hook);
+    let (_peer, addr) = common::start(&data, &config, &[]);
+    let t = now_ms() - 10 * 60_000;
+    let zero = "0001-01-01T00:00:00Z";
+    let a = alert("QueueStuck", "worker", "firing", &rfc(t), zero);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a])).0, 200);
+    let first = incidents(addr)[0]["id"].as_str().unwrap().to_string();
+    wait_for("the first notification under way", 30, || !got.lock().unwrap().is_empty());
+    let b = alert("DiskFull", "billing", "firing", &rfc(t + 6 * 60_000), zero);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[b])).0, 200);
+    assert_eq!(incidents(addr).len(), 2);
+    let stored = || get(addr, &format!("/auspex/v1/incidents/{first}")).1["incident"].clone();
+    wait_for("the delivery recorded in the stored incident", 30, || {
+        let inc = stored();
+        inc.get("unsent").is_none()
+            && inc["timeline"].as_array().unwrap().iter().any(|e| e["event"] == "notified")
+    });
+    let (ok, out, err) = cli(addr, &["incidents", "ack", &first]);
+    assert!(ok, "{out}{err}");
+    wait_for("the second incident's notification", 30, || got.lock().unwrap().len() >= 2);
+    std::thread::sleep(Duration::from_millis(1000));
+    let opened_for_first = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| serde_json::from_slice::<Value>(&g.body).unwrap())
+        .filter(|b| b["incident"]["id"] == first.as_str() && b["event"] == "opened")
+        .count();
+    assert_eq!(opened_for_first, 1, "sent once");
 }

@@ -994,6 +994,12 @@ impl Correlator {
         self.let_go.iter().rev().find(|i| i.id == id)
     }
 
+    /// Mutable access to the newest copy of incident `id` among those let go and not yet taken
+    /// (to record a notification outcome in the state that will be written).
+    pub fn let_go_copy_mut(&mut self, id: IncidentId) -> Option<&mut Incident> {
+        self.let_go.iter_mut().rev().find(|i| i.id == id)
+    }
+
     /// Gives back incidents from [`take_let_go`](Self::take_let_go) whose write failed: they
     /// are handed over again, before any let go since.
     pub fn keep_let_go(&mut self, incidents: Vec<Incident>) {

@@ -415,14 +415,7 @@ async fn drain<S: MlflowStore>(app: &Arc<App<S>>, id: IncidentId) {
         let next = lock(&app.incidents.outbox).queues.get(&id).and_then(|q| q.front().cloned());
         let Some((ev, inc)) = next else { return };
         notify_all(app, ev, &inc).await;
-        {
-            // Marked under the correlator's lock, so the tick cannot let it go unwritten.
-            let mut c = lock(&app.incidents.corr);
-            if let Some(i) = c.get_mut(id) {
-                unsent_done(i, ev);
-                app.incidents.mark([id]);
-            }
-        }
+        record_on(app, id, |i| unsent_done(i, ev)).await;
         persist(app).await;
         let mut ob = lock(&app.incidents.outbox);
         ob.pending = ob.pending.saturating_sub(1);
@@ -459,14 +452,50 @@ async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident
         if failed {
             eprintln!("auspex: incident {}: {detail}", inc.id);
         }
-        {
-            let mut c = lock(&app.incidents.corr);
-            let max = c.config().max_timeline;
-            if let Some(i) = c.get_mut(inc.id) {
-                i.record(max, now_ms(), what, detail);
-                app.incidents.mark([inc.id]); // (as in `drain`)
-            }
+        let max = lock(&app.incidents.corr).config().max_timeline;
+        record_on(app, inc.id, |i| i.record(max, now_ms(), what, detail)).await;
+    }
+}
+
+/// Applies `f` (a notification outcome) to incident `id` where its latest state is: in memory
+/// (marked under the correlator's lock, so the tick cannot let it go unwritten), among those
+/// let go and waiting to be written, or else in the store, read, changed and written back
+/// under the writer's lock (no incident write or bring-back runs in between). So an outcome
+/// is recorded, and a notification sent is not resent, however memory's bound moved it.
+async fn record_on<S: MlflowStore>(
+    app: &Arc<App<S>>,
+    id: IncidentId,
+    f: impl FnOnce(&mut Incident),
+) {
+    let mut f = Some(f);
+    let mut apply = |c: &mut Correlator, let_go: bool| -> bool {
+        let inc = match c.get_mut(id) {
+            Some(i) => Some((i, true)),
+            None if let_go => c.let_go_copy_mut(id).map(|i| (i, false)),
+            None => None,
+        };
+        let Some((i, marked)) = inc else { return false };
+        if let Some(f) = f.take() {
+            f(i);
         }
+        if marked {
+            app.incidents.mark([id]);
+        }
+        true
+    };
+    if apply(&mut lock(&app.incidents.corr), false) {
+        return;
+    }
+    let _writer = app.incidents.writing.lock().await;
+    if apply(&mut lock(&app.incidents.corr), true) {
+        return;
+    }
+    let Ok(Some(mut inc)) = app.store.get_incident(id).await else { return };
+    if let Some(f) = f.take() {
+        f(&mut inc);
+    }
+    if app.store.put_incidents(&[inc]).await.is_err() {
+        app.engine.metrics.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
