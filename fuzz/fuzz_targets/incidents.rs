@@ -1,6 +1,7 @@
 //! The incident correlator never panics and keeps its memory bounds, whatever the topology
 //! file and whatever sequence of signals, ends, ticks (with incidents handed over), merges,
-//! splits, acks and resolutions arrives (bytes before the first 0 are a topology file; the rest, 4 bytes per operation).
+//! splits, acks and resolutions arrives (bytes before the first 0 are a topology file; the
+//! rest, 4 bytes per operation).
 #![no_main]
 use auspex_core::{Explanation, IncidentId, Labels, Signal, SignalKind};
 use auspex_incidents::{Config, Correlator, Topology};
