@@ -975,8 +975,7 @@ impl Correlator {
             let gone = self.forget(v);
             self.stats.evicted += 1;
             if record && let Some(inc) = gone {
-                self.let_go.push_back(inc);
-                self.bound_let_go();
+                self.hand_over(inc);
             }
         }
     }
@@ -1006,6 +1005,12 @@ impl Correlator {
         for inc in incidents.into_iter().rev() {
             self.let_go.push_front(inc);
         }
+        self.bound_let_go();
+    }
+
+    /// Keeps `inc`, just let go, for [`take_let_go`](Self::take_let_go).
+    fn hand_over(&mut self, inc: Incident) {
+        self.let_go.push_back(inc);
         self.bound_let_go();
     }
 
@@ -1069,8 +1074,7 @@ impl Correlator {
             if let Some(inc) = self.forget(id)
                 && unwritten(id)
             {
-                self.let_go.push_back(inc);
-                self.bound_let_go();
+                self.hand_over(inc);
             }
         }
         let w = self.cfg.flap_window_ms;

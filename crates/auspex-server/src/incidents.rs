@@ -457,43 +457,31 @@ async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident
     }
 }
 
-/// Applies `f` (a notification outcome) to incident `id` where its latest state is: in memory
-/// (marked under the correlator's lock, so the tick cannot let it go unwritten), among those
-/// let go and waiting to be written, or else in the store, read, changed and written back
-/// under the writer's lock (no incident write or bring-back runs in between). So an outcome
-/// is recorded, and a notification sent is not resent, however memory's bound moved it.
+/// Applies `f` (a notification outcome) to incident `id` where its latest state is, under the
+/// incident writer's lock (no incident write or bring-back runs meanwhile): in memory (marked
+/// under the correlator's lock, so the tick cannot let it go unwritten), among those let go
+/// and waiting to be written, or else in the store, read, changed and written back. So an
+/// outcome is recorded, and a notification sent is not resent, however memory's bound moved it.
 async fn record_on<S: MlflowStore>(
     app: &Arc<App<S>>,
     id: IncidentId,
     f: impl FnOnce(&mut Incident),
 ) {
-    let mut f = Some(f);
-    let mut apply = |c: &mut Correlator, let_go: bool| -> bool {
-        let inc = match c.get_mut(id) {
-            Some(i) => Some((i, true)),
-            None if let_go => c.let_go_copy_mut(id).map(|i| (i, false)),
-            None => None,
-        };
-        let Some((i, marked)) = inc else { return false };
-        if let Some(f) = f.take() {
-            f(i);
-        }
-        if marked {
-            app.incidents.mark([id]);
-        }
-        true
-    };
-    if apply(&mut lock(&app.incidents.corr), false) {
-        return;
-    }
     let _writer = app.incidents.writing.lock().await;
-    if apply(&mut lock(&app.incidents.corr), true) {
-        return;
+    {
+        let mut c = lock(&app.incidents.corr);
+        if let Some(i) = c.get_mut(id) {
+            f(i);
+            app.incidents.mark([id]);
+            return;
+        }
+        if let Some(i) = c.let_go_copy_mut(id) {
+            f(i);
+            return;
+        }
     }
     let Ok(Some(mut inc)) = app.store.get_incident(id).await else { return };
-    if let Some(f) = f.take() {
-        f(&mut inc);
-    }
+    f(&mut inc);
     if app.store.put_incidents(&[inc]).await.is_err() {
         app.engine.metrics.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
