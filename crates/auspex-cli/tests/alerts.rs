@@ -165,3 +165,74 @@ fn webhooks_and_events_are_checked_and_idempotent() {
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A webhook of one alert named `name`, padded with spaces to `len` bytes.
+fn padded_webhook(name: &str, len: usize) -> String {
+    let mut body = format!(
+        r#"{{"version":"4","status":"firing","alerts":[{{"status":"firing","labels":{{"alertname":"{name}","service":"cart"}},"annotations":{{}},"startsAt":"2026-01-01T00:00:00Z"}}]}}"#
+    );
+    assert!(body.len() <= len);
+    body.push_str(&" ".repeat(len - body.len()));
+    body
+}
+
+fn reserved(addr: SocketAddr) -> f64 {
+    common::metric(addr, "auspex_http_body_bytes_reserved")
+}
+
+/// Request bodies held in memory are bounded across routes (`limits.max_inflight_body_bytes`):
+/// while a slow sender holds most of the budget, a small webhook still fits, a large one is
+/// answered 503 with Retry-After before its body is read, and nothing accepted is lost; once
+/// the slow one finishes, the large one goes through.
+#[test]
+fn request_bodies_in_memory_are_bounded() {
+    use std::io::{Read, Write};
+    const MIB: usize = 1 << 20;
+    let (_auspex, addr) = start_auspex(
+        &temp_dir("body-budget"),
+        "[limits]\nmax_body_bytes = 20971520\nmax_inflight_body_bytes = 26214400\n\
+         [traces]\nmax_body_bytes = 1048576\n[mlflow]\nmax_request_bytes = 1048576\n",
+    );
+    // The slow sender: 20 MiB announced, 1 KiB sent.
+    let slow = padded_webhook("Slow", 20 * MIB);
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "POST /auspex/v1/alertmanager HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        slow.len()
+    )
+    .unwrap();
+    conn.write_all(&slow.as_bytes()[..1024]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reserved(addr) < (20 * MIB) as f64 {
+        assert!(Instant::now() < deadline, "the slow request never reserved its body");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let small = padded_webhook("Small", 1000);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &small).0, 200, "a small webhook fits");
+    let large = padded_webhook("Large", 6 * MIB);
+    let mut r = agent()
+        .post(&format!("http://{addr}/auspex/v1/alertmanager"))
+        .header("Content-Type", "application/json")
+        .send(large.as_str())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503, "the large one does not fit now");
+    assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let msg = r.body_mut().read_to_string().unwrap();
+    assert!(msg.contains("limits.max_inflight_body_bytes"), "{msg}");
+    assert_eq!(common::metric(addr, "auspex_http_requests_shed_total"), 1.0);
+    // The slow sender finishes and is answered; its reservation is given back.
+    conn.write_all(&slow.as_bytes()[1024..]).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(200)]);
+    assert_eq!(reserved(addr), 0.0);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &large).0, 200, "the retry fits");
+    let mut names: Vec<String> = signals(addr)
+        .iter()
+        .filter_map(|s| s["labels"]["alertname"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Large", "Slow", "Small"], "every accepted alert is stored");
+}

@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::process::Command;
 
 use auspex_testkit::temp_dir;
@@ -22,14 +21,6 @@ fn bench(args: &[&str]) -> (Option<i32>, String, Value) {
     common::run_json(&mut cmd, &temp_dir("bench-alerts"))
 }
 
-fn metric(addr: SocketAddr, name: &str) -> f64 {
-    let mut r = agent().get(&format!("http://{addr}/metrics")).call().unwrap();
-    let text = r.body_mut().read_to_string().unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
-}
-
 #[test]
 fn alert_load_reaches_auspex_and_alertmanager() {
     // Auspex: new occurrences are stored and folded; redeliveries are accepted too.
@@ -40,12 +31,16 @@ fn alert_load_reaches_auspex_and_alertmanager() {
     let accepted = v["accepted_alerts"].as_f64().unwrap();
     assert!(accepted >= 500.0, "{v}");
     assert_eq!((v["rejected_alerts"].as_f64(), v["api"].as_str()), (Some(0.0), Some("webhook")));
-    assert_eq!(metric(addr, "auspex_incident_signals_total"), accepted, "every one folded in");
+    assert_eq!(
+        common::metric(addr, "auspex_incident_signals_total"),
+        accepted,
+        "every one folded in"
+    );
     let (code, err, v) = bench(&["--target", &target, "--mode", "redeliver"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(v["accepted_alerts"].as_f64().unwrap() >= 500.0, "{v}");
     // The 500 alerts of the redelivery run are new once (a fresh startsAt), then unchanged.
-    assert_eq!(metric(addr, "auspex_incident_signals_total"), accepted + 500.0);
+    assert_eq!(common::metric(addr, "auspex_incident_signals_total"), accepted + 500.0);
 
     // A real Alertmanager: the same alerts through its API.
     let (peer, am_addr) =

@@ -412,3 +412,57 @@ fn real_prometheus_remote_writes_to_auspex() {
     assert_eq!(failed, 0.0, "no sample failed");
     assert_eq!(sent, received, "every sample Prometheus sent arrived");
 }
+
+fn gauge(addr: SocketAddr, name: &str) -> f64 {
+    metric(&http_get(addr, "/metrics").unwrap().1, name)
+}
+
+/// Artifact uploads stream, at most `mlflow.max_inflight_uploads` at once: one more waits its
+/// turn with its body unread, then goes through; both are stored whole.
+#[test]
+fn artifact_uploads_beyond_the_limit_wait_their_turn() {
+    use std::io::{Read, Write};
+    let data = temp_dir("uploads");
+    let server = start_server(&data, "[mlflow]\nmax_inflight_uploads = 1\n");
+    let a = server.addr;
+    let url = |name: &str| format!("/api/2.0/mlflow-artifacts/artifacts/0/run/{name}");
+    let first: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut conn = std::net::TcpStream::connect(a).unwrap();
+    write!(
+        conn,
+        "PUT {} HTTP/1.1\r\nHost: {a}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        url("first.bin"),
+        first.len()
+    )
+    .unwrap();
+    conn.write_all(&first[..1000]).unwrap();
+    let until = |what: &str, name: &str, want: f64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while gauge(a, name) != want {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until("the first upload never streamed", "auspex_artifact_uploads{state=\"streaming\"}", 1.0);
+    let second = vec![7u8; 100_000];
+    let put = {
+        let (second, path) = (second.clone(), url("second.bin"));
+        std::thread::spawn(move || {
+            agent().put(&format!("http://{a}{path}")).send(&second[..]).unwrap().status().as_u16()
+        })
+    };
+    until("the second upload never waited", "auspex_artifact_uploads{state=\"waiting\"}", 1.0);
+    conn.write_all(&first[1000..]).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(put.join().unwrap(), 200, "the waiting upload went through");
+    for (name, want) in [("first.bin", &first), ("second.bin", &second)] {
+        let mut r = agent().get(&format!("http://{a}{}", url(name))).call().unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let got = r.body_mut().with_config().limit(10 << 20).read_to_vec().unwrap();
+        assert!(got == *want, "{name} stored whole");
+    }
+    assert_eq!(gauge(a, "auspex_artifact_uploads{state=\"waiting\"}"), 0.0);
+    assert_eq!(gauge(a, "auspex_artifact_uploads{state=\"streaming\"}"), 0.0);
+}

@@ -29,6 +29,38 @@ pub struct Artifacts {
     local_root: Option<PathBuf>,
     /// Largest upload.
     pub max_bytes: u64,
+    /// Uploads streamed at once (`mlflow.max_inflight_uploads`); the next waits, its body
+    /// unread, so uploads hold at most that many × [`HELD_BYTES`].
+    uploads: Arc<Slots>,
+}
+
+/// Upload slots, and the uploads waiting for one.
+#[derive(Debug)]
+struct Slots {
+    free: tokio::sync::Semaphore,
+    size: usize,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Slots {
+    /// Waits for a slot, counted as waiting meanwhile (also if the client goes away).
+    async fn take(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        // Never closed, so never an error.
+        self.free.acquire().await.map_err(|e| ApiError::invalid(e.to_string()))
+    }
+}
+
+fn slots(n: usize) -> Arc<Slots> {
+    let size = n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    Arc::new(Slots { free: tokio::sync::Semaphore::new(size), size, waiting: Default::default() })
 }
 
 impl Artifacts {
@@ -38,7 +70,7 @@ impl Artifacts {
         let root = root.canonicalize()?;
         let fs = object_store::local::LocalFileSystem::new_with_prefix(&root)
             .map_err(std::io::Error::other)?;
-        Ok(Self { store: Arc::new(fs), local_root: Some(root), max_bytes })
+        Ok(Self { store: Arc::new(fs), local_root: Some(root), max_bytes, uploads: slots(8) })
     }
 
     /// Any S3-compatible store at `url` (`s3://bucket/prefix`), configured from the standard
@@ -60,7 +92,27 @@ impl Artifacts {
             let p = ObjPath::parse(prefix).map_err(|e| format!("{url}: {e}"))?;
             Arc::new(object_store::prefix::PrefixStore::new(s3, p))
         };
-        Ok(Self { store, local_root: None, max_bytes })
+        Ok(Self { store, local_root: None, max_bytes, uploads: slots(8) })
+    }
+
+    /// Appends the upload gauges to `/metrics` text.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let u = &self.uploads;
+        let streaming = u.size - u.free.available_permits();
+        out.push_str(&format!(
+            "# HELP auspex_artifact_uploads Artifact uploads streaming, and waiting for a slot \
+             (mlflow.max_inflight_uploads).\n# TYPE auspex_artifact_uploads gauge\n\
+             auspex_artifact_uploads{{state=\"streaming\"}} {streaming}\n\
+             auspex_artifact_uploads{{state=\"waiting\"}} {}\n",
+            u.waiting.load(Relaxed)
+        ));
+    }
+
+    /// At most `n` uploads streamed at once (8 by default).
+    pub fn with_max_uploads(mut self, n: usize) -> Self {
+        self.uploads = slots(n);
+        self
     }
 
     /// Validates a relative artifact path and returns its object-store path.
@@ -108,6 +160,13 @@ fn artifacts<S>(app: &App<S>) -> Result<&Artifacts, ApiError> {
     app.artifacts.as_ref().ok_or_else(|| ApiError::not_found("artifact serving is not enabled"))
 }
 
+/// Size of an upload's parts.
+const PART_BYTES: usize = 8 << 20;
+/// Parts of one upload being written at once; the next waits.
+const PARTS_IN_FLIGHT: usize = 2;
+/// The most an upload holds in memory: the parts in flight and the one being filled.
+pub const HELD_BYTES: usize = (PARTS_IN_FLIGHT + 1) * PART_BYTES;
+
 /// `PUT .../artifacts/{*path}`: streams the body to the store (413 over the limit).
 pub async fn put<S: MlflowStore>(
     State(app): State<Arc<App<S>>>,
@@ -126,8 +185,9 @@ async fn put_inner<S>(app: &App<S>, raw: &str, body: Body) -> Result<(), ApiErro
     if path.as_ref().is_empty() {
         return Err(ApiError::invalid("an upload needs a file path"));
     }
+    let _slot = a.uploads.take().await?;
     let upload = a.store.put_multipart(&path).await.map_err(store_err)?;
-    let mut w = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+    let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
     let mut stream = body.into_data_stream();
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
@@ -147,7 +207,7 @@ async fn put_inner<S>(app: &App<S>, raw: &str, body: Body) -> Result<(), ApiErro
             )));
         }
         // Bounded buffering: wait when too many parts are in flight.
-        w.wait_for_capacity(2).await.map_err(store_err)?;
+        w.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(store_err)?;
         w.write(&chunk);
     }
     if total == 0 {

@@ -7,6 +7,7 @@
 //! max_decoded_bytes = 67108864    # decompressed body
 //! max_active_series = 200000      # new series beyond this are refused (and counted)
 //! max_inflight_writes = 64        # concurrent write requests; beyond: 503 + Retry-After
+//! max_inflight_body_bytes = 268435456  # request bodies held at once, every route; beyond: 503 + Retry-After
 //! max_labels = 64
 //! max_label_name_len = 256
 //! max_label_value_len = 2048
@@ -28,6 +29,7 @@
 //! [mlflow]
 //! max_artifact_bytes = 5368709120 # largest artifact upload (413 above)
 //! max_request_bytes = 33554432    # largest JSON request (413 above)
+//! max_inflight_uploads = 8        # artifact uploads streamed at once (each holds ≤ 24 MiB); more wait
 //! artifacts_destination = ""      # "" = <data-dir>/artifacts; or "s3://bucket/prefix" (AWS_* env)
 //!
 //! [store]
@@ -325,6 +327,8 @@ pub struct MlflowCfg {
     pub max_artifact_bytes: u64,
     /// Largest JSON request body (413 above).
     pub max_request_bytes: usize,
+    /// Artifact uploads streamed at once; more wait their turn, bodies unread.
+    pub max_inflight_uploads: usize,
     /// Where artifacts are stored: empty for `<data-dir>/artifacts`, or `s3://bucket/prefix`
     /// for any S3-compatible store (credentials, region and endpoint from the standard
     /// `AWS_*` environment variables, e.g. `AWS_ENDPOINT=http://127.0.0.1:9000` and
@@ -337,6 +341,7 @@ impl Default for MlflowCfg {
         Self {
             max_artifact_bytes: 5 << 30,
             max_request_bytes: 32 << 20,
+            max_inflight_uploads: 8,
             artifacts_destination: String::new(),
         }
     }
@@ -354,6 +359,9 @@ pub struct Limits {
     pub max_active_series: usize,
     /// Most concurrent write requests.
     pub max_inflight_writes: usize,
+    /// Most request-body bytes held in memory at once, across every route: a request that
+    /// does not fit is answered 503 before its body is read.
+    pub max_inflight_body_bytes: usize,
     /// Most labels per series.
     pub max_labels: usize,
     /// Longest label name.
@@ -369,6 +377,7 @@ impl Default for Limits {
             max_decoded_bytes: 64 << 20,
             max_active_series: 200_000,
             max_inflight_writes: 64,
+            max_inflight_body_bytes: 256 << 20,
             max_labels: 64,
             max_label_name_len: 256,
             max_label_value_len: 2048,
@@ -492,6 +501,21 @@ mod hops_or_off {
 }
 
 impl Config {
+    /// The most body bytes one request can hold in memory, and the setting behind it: the
+    /// largest of the body limits of the routes that read whole bodies (artifact uploads
+    /// stream instead, bounded by `mlflow.max_inflight_uploads`).
+    pub fn largest_body(&self) -> (usize, &'static str) {
+        [
+            (self.limits.max_body_bytes, "limits.max_body_bytes"),
+            (self.traces.max_body_bytes, "traces.max_body_bytes"),
+            (self.mlflow.max_request_bytes, "mlflow.max_request_bytes"),
+            (crate::http::OTHER_BODY_BYTES, "the other routes' body limit"),
+        ]
+        .into_iter()
+        .max_by_key(|&(n, _)| n)
+        .unwrap_or((0, ""))
+    }
+
     /// The decoder's view of the limits.
     pub fn decode_limits(&self) -> auspex_ingest::remote_write::Limits {
         let l = &self.limits;
@@ -547,6 +571,9 @@ impl Config {
                 "must be empty (local files) or s3://bucket/prefix",
             );
         }
+        if self.mlflow.max_inflight_uploads == 0 {
+            return bad("mlflow.max_inflight_uploads", "must be at least 1");
+        }
         if self.mlflow.max_request_bytes < 1024 {
             return bad("mlflow.max_request_bytes", "must be at least 1024");
         }
@@ -591,6 +618,13 @@ impl Config {
         }
         if !(inc.hub_factor.is_finite() && inc.hub_factor >= 0.0) {
             return bad("incidents.hub_factor", "must be a number at least 0");
+        }
+        let (cap, what) = self.largest_body();
+        if self.limits.max_inflight_body_bytes < cap {
+            return bad(
+                "limits.max_inflight_body_bytes",
+                &format!("must be at least {what} ({cap} bytes), or such a request never fits"),
+            );
         }
         if self.notify.max_pending == 0 {
             return bad("notify.max_pending", "must be at least 1");
@@ -664,6 +698,19 @@ mod tests {
         assert_eq!(c.incidents.correlator().busy_onset_hops, Some(3));
         let e = Config::parse("[incidents]\nbusy_onset_hops = \"never\"").unwrap_err().0;
         assert!(e.contains("number of topology links, or \"off\""), "{e}");
+    }
+
+    /// The body budget must hold the largest request any route accepts.
+    #[test]
+    fn the_body_budget_fits_the_largest_request() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.largest_body(), (32 << 20, "mlflow.max_request_bytes"));
+        let e = Config::parse("[limits]\nmax_inflight_body_bytes = 1048576").unwrap_err().0;
+        assert!(e.starts_with("limits.max_inflight_body_bytes: must be at least"), "{e}");
+        assert!(e.contains("mlflow.max_request_bytes (33554432 bytes)"), "{e}");
+        let c = Config::parse("[limits]\nmax_body_bytes = 104857600\nmax_decoded_bytes = 104857600\nmax_inflight_body_bytes = 104857600")
+            .unwrap();
+        assert_eq!(c.largest_body(), (100 << 20, "limits.max_body_bytes"));
     }
 
     #[test]

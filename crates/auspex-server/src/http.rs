@@ -52,6 +52,8 @@ pub struct App<S> {
     pub cfg: Config,
     /// Write concurrency limit.
     pub inflight: Semaphore,
+    /// Request-body budget, KiB (`limits.max_inflight_body_bytes`).
+    pub bodies: Semaphore,
     /// Writes are shed until this Unix time, ms.
     pub paused_until: AtomicI64,
     /// Signals whose write failed, retried by the snapshot worker.
@@ -95,14 +97,6 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/api/3.0/mlflow/{*rest}", ml.clone())
         .route("/ajax-api/2.0/mlflow/{*rest}", ml.clone())
         .route("/ajax-api/3.0/mlflow/{*rest}", ml)
-        .route("/api/2.0/mlflow-artifacts/artifacts", get(artifacts::list::<S>))
-        .route(
-            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
-            get(artifacts::get::<S>)
-                .put(artifacts::put::<S>)
-                .delete(artifacts::delete::<S>)
-                .layer(DefaultBodyLimit::disable()),
-        )
         .route("/auspex/v1/models/{name}/versions/{version}/lineage", get(mlflow::lineage::<S>))
         .route("/version", get(|| async { concat!(env!("CARGO_PKG_VERSION"), "\n") }))
         .route("/api/v1/write", post(write::<S>).layer(DefaultBodyLimit::max(max_body)))
@@ -130,6 +124,17 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))
         .route("/metrics", get(metrics::<S>))
         .route("/health", get(|| async { "ok\n" }))
+        // Every route above reads whole bodies into memory; the artifact routes below stream
+        // (uploads are bounded by `mlflow.max_inflight_uploads` instead).
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), body_budget::<S>))
+        .route("/api/2.0/mlflow-artifacts/artifacts", get(artifacts::list::<S>))
+        .route(
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            get(artifacts::get::<S>)
+                .put(artifacts::put::<S>)
+                .delete(artifacts::delete::<S>)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .with_state(app.clone())
         .layer(axum::middleware::map_response_with_state(app, count_too_large::<S>))
 }
@@ -143,15 +148,76 @@ async fn count_too_large<S: Store>(State(app): State<Arc<App<S>>>, r: Response) 
     r
 }
 
+/// The body limit of routes without one of their own (axum's default).
+pub const OTHER_BODY_BYTES: usize = 2 << 20;
+
+/// KiB of the body budget a request reserves before its body is read: its `Content-Length`,
+/// or, sent in chunks, the most any request can hold; at most that.
+fn body_kib(headers: &axum::http::HeaderMap, most: usize) -> u32 {
+    let len = match headers.get(header::CONTENT_LENGTH) {
+        Some(v) => v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(u64::MAX),
+        None if headers.contains_key(header::TRANSFER_ENCODING) => u64::MAX,
+        None => 0,
+    };
+    let bytes = len.min(most as u64);
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+/// Bounds the request bodies held in memory at once, across every route: a request reserves
+/// its body's size first, and one that does not fit now is answered 503 with `Retry-After`
+/// without its body being kept (Prometheus, Alertmanager, OTLP exporters and the mlflow
+/// client retry). The reservation is held until the response is made.
+async fn body_budget<S: Store>(
+    State(app): State<Arc<App<S>>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let most = app.cfg.largest_body().0;
+    let kib = body_kib(req.headers(), most);
+    if kib == 0 {
+        return next.run(req).await;
+    }
+    let Ok(_held) = app.bodies.try_acquire_many(kib) else {
+        app.engine.metrics.bodies_shed.fetch_add(1, Relaxed);
+        discard_body(req, most).await;
+        return retry_later(
+            "overloaded: too many request bodies in flight (limits.max_inflight_body_bytes), \
+             retry after 1 s",
+        );
+    };
+    next.run(req).await
+}
+
+/// Reads and drops up to `most` bytes of a refused request's body, a chunk at a time, so a
+/// client that sends its whole body before reading the answer gets the answer instead of a
+/// reset connection. A client that asked `Expect: 100-continue` was told nothing yet, and sends
+/// nothing: it gets the answer at once.
+async fn discard_body(req: axum::extract::Request, most: usize) {
+    use futures_util::StreamExt;
+    if req.headers().contains_key(header::EXPECT) {
+        return;
+    }
+    let mut body = req.into_body().into_data_stream();
+    let mut read = 0;
+    while read < most {
+        match body.next().await {
+            Some(Ok(chunk)) => read += chunk.len(),
+            _ => break,
+        }
+    }
+}
+
 fn text(code: StatusCode, msg: String) -> Response {
     (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg + "\n").into_response()
 }
 
 fn shed() -> Response {
-    let mut r = text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded: write shed, retry after 1 s".to_string(),
-    );
+    retry_later("overloaded: write shed, retry after 1 s")
+}
+
+/// 503 with `Retry-After: 1`.
+fn retry_later(msg: &str) -> Response {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, msg.to_string());
     r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r
 }
@@ -183,6 +249,8 @@ async fn write<S: crate::mlflow::MlflowStore>(
     };
     m.samples_received.fetch_add(decoded.sample_count() as u64, Relaxed);
     let mut out = app.engine.ingest(&decoded);
+    // Not held across the writes below: decoded requests in memory stay one per worker.
+    drop(decoded);
     let (signals, written) = app.put_signals(std::mem::take(&mut out.signals)).await;
     if written.is_err() {
         // Durable before visible: keep them for the worker and make the sender retry.
@@ -327,6 +395,40 @@ async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
         extra.push_str(&format!("}} {score}\n"));
     }
     app.incidents.render_metrics(&mut extra);
+    if let Some(a) = &app.artifacts {
+        a.render_metrics(&mut extra);
+    }
+    let budget = app.cfg.limits.max_inflight_body_bytes.div_ceil(1024);
+    let held = budget.saturating_sub(app.bodies.available_permits()) as u64 * 1024;
+    extra.push_str(&format!(
+        "# HELP auspex_http_body_bytes_reserved Request-body bytes reserved by requests in \
+         flight (at most limits.max_inflight_body_bytes).\n\
+         # TYPE auspex_http_body_bytes_reserved gauge\nauspex_http_body_bytes_reserved {held}\n"
+    ));
     let body = app.engine.metrics.render(app.engine.active(), &extra);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use super::body_kib;
+
+    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.clone(), HeaderValue::from_static(v))).collect()
+    }
+
+    /// A request reserves its Content-Length in KiB, rounded up; chunked or unreadable, the
+    /// most any request can hold; without a body, nothing; never more than the most.
+    #[test]
+    fn a_request_reserves_its_body_size() {
+        let most = 10 << 20;
+        assert_eq!(body_kib(&headers(&[(header::CONTENT_LENGTH, "1025")]), most), 2);
+        assert_eq!(body_kib(&headers(&[(header::CONTENT_LENGTH, "0")]), most), 0);
+        assert_eq!(body_kib(&headers(&[]), most), 0);
+        assert_eq!(body_kib(&headers(&[(header::TRANSFER_ENCODING, "chunked")]), most), 10240);
+        assert_eq!(body_kib(&headers(&[(header::CONTENT_LENGTH, "lots")]), most), 10240);
+        assert_eq!(body_kib(&headers(&[(header::CONTENT_LENGTH, "99999999999")]), most), 10240);
+    }
 }

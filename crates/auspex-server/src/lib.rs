@@ -83,6 +83,7 @@ pub async fn serve(listen: &str, data_dir: &Path, cfg: Config) -> Result<(), Ser
             ServeError::Store { dir: cfg.mlflow.artifacts_destination.clone(), why }
         })?
     };
+    let artifacts = artifacts.with_max_uploads(cfg.mlflow.max_inflight_uploads);
     serve_with(listen, store, Some(artifacts), cfg, |addr| {
         eprintln!("auspex: listening on http://{addr}")
     })
@@ -120,6 +121,7 @@ pub async fn serve_with<S: MlflowStore>(
         store,
         artifacts,
         inflight: Semaphore::new(cfg.limits.max_inflight_writes),
+        bodies: Semaphore::new(cfg.limits.max_inflight_body_bytes.div_ceil(1024)),
         cfg,
         paused_until: AtomicI64::new(0),
         pending: std::sync::Mutex::new(Vec::new()),

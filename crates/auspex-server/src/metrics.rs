@@ -45,6 +45,8 @@ pub struct Metrics {
     pub snapshot_series: AtomicU64,
     /// Store write failures.
     pub store_errors: AtomicU64,
+    /// Requests of any route answered 503 before their body was read (body budget in use).
+    pub bodies_shed: AtomicU64,
     /// Detector latency histogram: counts per bucket (+Inf last), sum in nanoseconds.
     pub latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     /// Sum of detector latency, nanoseconds.
@@ -152,6 +154,13 @@ impl Metrics {
             "auspex_store_errors_total",
             "Failed store writes (retried).",
             self.store_errors.load(Relaxed),
+        );
+        c(
+            &mut s,
+            "auspex_http_requests_shed_total",
+            "Requests of any route answered 503 before their body was read: \
+             limits.max_inflight_body_bytes was in use.",
+            self.bodies_shed.load(Relaxed),
         );
         let _ = writeln!(
             s,

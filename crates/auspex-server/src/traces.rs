@@ -83,6 +83,9 @@ pub async fn export<S: MlflowStore>(
         }
         Err(e) => return refuse(StatusCode::BAD_REQUEST, is_json, e.to_string()),
     };
+    // The decompressed body is not held across the awaits below (the body budget counts the
+    // body as sent), so decompressed copies in memory stay one per worker thread.
+    drop(body);
     let (new_edges, red) = {
         let mut g = lock(&app.traces);
         let e = g.add(&spans);

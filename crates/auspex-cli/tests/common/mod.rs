@@ -18,6 +18,15 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
+/// The value of the unlabelled metric `name` at `addr`'s `/metrics` (panics if absent).
+pub fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let mut r = agent().get(&format!("http://{addr}/metrics")).call().unwrap();
+    let text = r.body_mut().read_to_string().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
 /// Starts `auspex serve` on a free port with `config` (TOML) and extra environment.
 pub fn start(data: &Path, config: &str, env: &[(&str, String)]) -> (Peer, SocketAddr) {
     let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
