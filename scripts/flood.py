@@ -2,7 +2,7 @@
 """Flood a server with large request bodies and report its resident memory.
 
 Opens CONNECTIONS connections to 127.0.0.1:PORT, and on each sends a POST to PATH announcing
-a body of SIZE bytes, then all of it but the last byte (2 s at most per connection), so the
+a body of SIZE bytes, then all of it but the last byte (--send-seconds at most per connection, default 2), so the
 server holds every body it has accepted. Then prints the server's RSS (from /proc/PID/status)
 and how many connections had an answer before their last byte, and closes them all.
 
@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--connections", type=int, default=100)
     ap.add_argument("--size", type=int, default=10_000_000, help="announced body bytes")
     ap.add_argument("--pid", type=int, required=True, help="the server's process id")
+    ap.add_argument("--send-seconds", type=float, default=2.0, help="sending time per connection")
     a = ap.parse_args()
     if a.size < 2 or a.connections < 1:
         raise SystemExit("error: --size must be at least 2 and --connections at least 1")
@@ -47,7 +48,7 @@ def main():
         s.setblocking(False)
         sent, t0 = 0, time.time()
         try:
-            while sent < a.size - 1 and time.time() - t0 < 2:
+            while sent < a.size - 1 and time.time() - t0 < a.send_seconds:
                 try:
                     sent += s.send(chunk[: min(len(chunk), a.size - 1 - sent)])
                 except BlockingIOError:

@@ -466,3 +466,71 @@ fn artifact_uploads_beyond_the_limit_wait_their_turn() {
     assert_eq!(gauge(a, "auspex_artifact_uploads{state=\"waiting\"}"), 0.0);
     assert_eq!(gauge(a, "auspex_artifact_uploads{state=\"streaming\"}"), 0.0);
 }
+
+/// Sends `GET path` on `conn` (kept alive) and reads the answer's status line.
+fn get_on(conn: &mut std::net::TcpStream, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: auspex\r\n\r\n")?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The answers here are small: read until the body's end (headers + Content-Length).
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length:")?.trim().parse().ok()
+                })
+                .unwrap_or(0usize);
+            if got.len() >= end + 4 + len {
+                return Ok(text.lines().next().unwrap_or("").to_string());
+            }
+        }
+    }
+}
+
+/// At most `limits.max_connections` connections are open at once: one more waits, unanswered,
+/// until another closes. A kept-alive connection idle for `limits.connection_idle_timeout` is
+/// closed and counted.
+#[test]
+fn connections_are_limited_and_idle_ones_closed() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    let data = temp_dir("conns");
+    let server = start_server(&data, "[limits]\nmax_connections = 3\n");
+    let a = server.addr;
+    let idle_a = TcpStream::connect(a).unwrap();
+    let idle_b = TcpStream::connect(a).unwrap();
+    let mut third = TcpStream::connect(a).unwrap();
+    assert_eq!(get_on(&mut third, "/health").unwrap(), "HTTP/1.1 200 OK", "the third fits");
+    let mut fourth = TcpStream::connect(a).unwrap(); // the kernel's backlog takes it
+    fourth.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let e = get_on(&mut fourth, "/health").unwrap_err();
+    assert!(
+        matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        "the fourth is not served while three are open: {e}"
+    );
+    drop(idle_a);
+    fourth.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut rest = [0u8; 64];
+    let n = fourth.read(&mut rest).unwrap();
+    assert!(
+        String::from_utf8_lossy(&rest[..n]).starts_with("HTTP/1.1 200"),
+        "served once one closed"
+    );
+    drop((idle_b, third, fourth));
+
+    let data = temp_dir("conns-idle");
+    let server = start_server(&data, "[limits]\nconnection_idle_timeout = \"1s\"\n");
+    let mut kept = TcpStream::connect(server.addr).unwrap();
+    assert_eq!(get_on(&mut kept, "/health").unwrap(), "HTTP/1.1 200 OK");
+    kept.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(kept.read(&mut rest).unwrap(), 0, "closed by the server after idling");
+    assert_eq!(gauge(server.addr, "auspex_http_connections_idle_closed_total"), 1.0);
+}

@@ -8,6 +8,8 @@
 //! max_active_series = 200000      # new series beyond this are refused (and counted)
 //! max_inflight_writes = 64        # concurrent write requests; beyond: 503 + Retry-After
 //! max_inflight_body_bytes = 268435456  # request bodies held at once, every route; beyond: 503 + Retry-After
+//! max_connections = 1024          # open at once; accepting waits beyond (each buffers ≤ ~0.5 MiB)
+//! connection_idle_timeout = "2m"  # closed after this long with no byte either way
 //! max_labels = 64
 //! max_label_name_len = 256
 //! max_label_value_len = 2048
@@ -362,6 +364,12 @@ pub struct Limits {
     /// Most request-body bytes held in memory at once, across every route: a request that
     /// does not fit is answered 503 before its body is read.
     pub max_inflight_body_bytes: usize,
+    /// Most connections open at once; accepting waits beyond.
+    pub max_connections: usize,
+    /// A connection with no byte read or written for this long, while waiting to read, is
+    /// closed.
+    #[serde(with = "dur")]
+    pub connection_idle_timeout: Duration,
     /// Most labels per series.
     pub max_labels: usize,
     /// Longest label name.
@@ -378,6 +386,8 @@ impl Default for Limits {
             max_active_series: 200_000,
             max_inflight_writes: 64,
             max_inflight_body_bytes: 256 << 20,
+            max_connections: 1024,
+            connection_idle_timeout: Duration::from_secs(120),
             max_labels: 64,
             max_label_name_len: 256,
             max_label_value_len: 2048,
@@ -558,6 +568,12 @@ impl Config {
         if l.max_inflight_writes == 0 {
             return bad("limits.max_inflight_writes", "must be at least 1");
         }
+        if l.max_connections == 0 {
+            return bad("limits.max_connections", "must be at least 1");
+        }
+        if l.connection_idle_timeout < Duration::from_secs(1) {
+            return bad("limits.connection_idle_timeout", "must be at least 1s");
+        }
         if l.max_labels == 0 || l.max_label_name_len == 0 || l.max_label_value_len == 0 {
             return bad("limits.max_labels / max_label_*_len", "must be at least 1");
         }
@@ -683,6 +699,12 @@ mod tests {
         let e = Config::parse("[series]\nsnapshot_interval = \"soon\"").unwrap_err().0;
         assert!(e.contains("bad duration"), "{e}");
         assert!(Config::parse("[limits]\nmax_active_series = 0").is_err());
+        let e = Config::parse("[limits]\nmax_connections = 0").unwrap_err().0;
+        assert_eq!(e, "limits.max_connections: must be at least 1");
+        let e = Config::parse("[limits]\nconnection_idle_timeout = \"10ms\"").unwrap_err().0;
+        assert_eq!(e, "limits.connection_idle_timeout: must be at least 1s");
+        let c = Config::parse("[limits]\nconnection_idle_timeout = \"30s\"").unwrap();
+        assert_eq!(c.limits.connection_idle_timeout, Duration::from_secs(30));
         let e = Config::parse("[incidents]\nhub_factor = -1.0").unwrap_err().0;
         assert_eq!(e, "incidents.hub_factor: must be a number at least 0");
         let c = Config::parse("[incidents]\nhub_factor = 0").unwrap();

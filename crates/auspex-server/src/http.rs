@@ -54,6 +54,8 @@ pub struct App<S> {
     pub inflight: Semaphore,
     /// Request-body budget, KiB (`limits.max_inflight_body_bytes`).
     pub bodies: Semaphore,
+    /// Open connections (`limits.max_connections`).
+    pub connections: Arc<crate::listener::Connections>,
     /// Writes are shed until this Unix time, ms.
     pub paused_until: AtomicI64,
     /// Signals whose write failed, retried by the snapshot worker.
@@ -395,6 +397,17 @@ async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
         extra.push_str(&format!("}} {score}\n"));
     }
     app.incidents.render_metrics(&mut extra);
+    let c = &app.connections;
+    extra.push_str(&format!(
+        "# HELP auspex_http_connections Connections open (at most limits.max_connections).\n\
+         # TYPE auspex_http_connections gauge\nauspex_http_connections {}\n\
+         # HELP auspex_http_connections_idle_closed_total Connections closed after \
+         limits.connection_idle_timeout without a byte.\n\
+         # TYPE auspex_http_connections_idle_closed_total counter\n\
+         auspex_http_connections_idle_closed_total {}\n",
+        c.open(),
+        c.idle_closed.load(Relaxed)
+    ));
     if let Some(a) = &app.artifacts {
         a.render_metrics(&mut extra);
     }

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod incidents;
+pub mod listener;
 pub mod metrics;
 pub mod mlflow;
 pub mod notify;
@@ -122,6 +123,7 @@ pub async fn serve_with<S: MlflowStore>(
         artifacts,
         inflight: Semaphore::new(cfg.limits.max_inflight_writes),
         bodies: Semaphore::new(cfg.limits.max_inflight_body_bytes.div_ceil(1024)),
+        connections: listener::Connections::new(cfg.limits.max_connections),
         cfg,
         paused_until: AtomicI64::new(0),
         pending: std::sync::Mutex::new(Vec::new()),
@@ -140,6 +142,11 @@ pub async fn serve_with<S: MlflowStore>(
         .await
         .map_err(|e| ServeError::Bind { addr: listen.to_string(), why: e.to_string() })?;
     let addr = listener.local_addr().map_err(|e| ServeError::Io(e.to_string()))?;
+    let listener = listener::Limited::new(
+        listener,
+        app.connections.clone(),
+        app.cfg.limits.connection_idle_timeout,
+    );
     ready(addr);
     incidents::resume_notifications(&app).await;
     let worker = tokio::spawn(snapshot_loop(app.clone()));
