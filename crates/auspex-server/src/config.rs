@@ -362,7 +362,7 @@ pub struct Limits {
     /// Most concurrent write requests.
     pub max_inflight_writes: usize,
     /// Most request-body bytes held in memory at once, across every route: a request that
-    /// does not fit is answered 503 before its body is read.
+    /// does not fit is answered 503, its body dropped as it arrives, never kept.
     pub max_inflight_body_bytes: usize,
     /// Most connections open at once; accepting waits beyond.
     pub max_connections: usize,
