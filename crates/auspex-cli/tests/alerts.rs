@@ -222,6 +222,12 @@ fn request_bodies_in_memory_are_bounded() {
     let msg = r.body_mut().read_to_string().unwrap();
     assert!(msg.contains("limits.max_inflight_body_bytes"), "{msg}");
     assert_eq!(common::metric(addr, "auspex_http_requests_shed_total"), 1.0);
+    // An MLflow request is refused with MLflow's error body.
+    let (code, body) = post(addr, "/api/2.0/mlflow/experiments/create", &" ".repeat(6 * MIB));
+    assert_eq!(code, 503, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error_code"], "TEMPORARILY_UNAVAILABLE", "{body}");
+    assert_eq!(common::metric(addr, "auspex_http_requests_shed_total"), 2.0);
     // The slow sender finishes and is answered; its reservation is given back.
     conn.write_all(&slow.as_bytes()[1024..]).unwrap();
     let mut answer = String::new();

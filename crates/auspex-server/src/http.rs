@@ -181,11 +181,19 @@ async fn body_budget<S: Store>(
     }
     let Ok(_held) = app.bodies.try_acquire_many(kib) else {
         app.engine.metrics.bodies_shed.fetch_add(1, Relaxed);
+        let mlflow = req.uri().path().contains("api/2.0/mlflow/")
+            || req.uri().path().contains("api/3.0/mlflow/");
         discard_body(req, most).await;
-        return retry_later(
-            "overloaded: too many request bodies in flight (limits.max_inflight_body_bytes), \
-             retry after 1 s",
-        );
+        let msg = "overloaded: too many request bodies in flight \
+                   (limits.max_inflight_body_bytes), retry after 1 s";
+        if mlflow {
+            // MLflow's error body, as every other MLflow answer.
+            let body = serde_json::json!({"error_code": "TEMPORARILY_UNAVAILABLE", "message": msg});
+            let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        }
+        return retry_later(msg);
     };
     next.run(req).await
 }
