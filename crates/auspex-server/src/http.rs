@@ -93,12 +93,13 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
     let max_body = app.cfg.limits.max_body_bytes;
     let max_traces = app.cfg.traces.max_body_bytes;
     let max_json = app.cfg.mlflow.max_request_bytes;
-    let ml = any(mlflow::dispatch::<S>).layer(DefaultBodyLimit::max(max_json));
+    let budget =
+        |refuse: Refuse| axum::middleware::from_fn_with_state((app.clone(), refuse), body_budget);
+    // MLflow's routes refuse in MLflow's error format, as they answer everything else.
+    let ml = any(mlflow::dispatch::<S>)
+        .layer(DefaultBodyLimit::max(max_json))
+        .layer(budget(mlflow::busy));
     Router::new()
-        .route("/api/2.0/mlflow/{*rest}", ml.clone())
-        .route("/api/3.0/mlflow/{*rest}", ml.clone())
-        .route("/ajax-api/2.0/mlflow/{*rest}", ml.clone())
-        .route("/ajax-api/3.0/mlflow/{*rest}", ml)
         .route("/auspex/v1/models/{name}/versions/{version}/lineage", get(mlflow::lineage::<S>))
         .route("/version", get(|| async { concat!(env!("CARGO_PKG_VERSION"), "\n") }))
         .route("/api/v1/write", post(write::<S>).layer(DefaultBodyLimit::max(max_body)))
@@ -126,9 +127,13 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))
         .route("/metrics", get(metrics::<S>))
         .route("/health", get(|| async { "ok\n" }))
-        // Every route above reads whole bodies into memory; the artifact routes below stream
-        // (uploads are bounded by `mlflow.max_inflight_uploads` instead).
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), body_budget::<S>))
+        // Every route above reads whole bodies into memory, and so do MLflow's (their own
+        // layer); the artifact routes stream (uploads: `mlflow.max_inflight_uploads`).
+        .route_layer(budget(retry_later))
+        .route("/api/2.0/mlflow/{*rest}", ml.clone())
+        .route("/api/3.0/mlflow/{*rest}", ml.clone())
+        .route("/ajax-api/2.0/mlflow/{*rest}", ml.clone())
+        .route("/ajax-api/3.0/mlflow/{*rest}", ml)
         .route("/api/2.0/mlflow-artifacts/artifacts", get(artifacts::list::<S>))
         .route(
             "/api/2.0/mlflow-artifacts/artifacts/{*path}",
@@ -165,12 +170,16 @@ fn body_kib(headers: &axum::http::HeaderMap, most: usize) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
+/// Makes a 503 with `Retry-After` from a message.
+type Refuse = fn(&'static str) -> Response;
+
 /// Bounds the request bodies held in memory at once, across every route: a request reserves
 /// its body's size first, and one that does not fit now is answered 503 with `Retry-After`
 /// without its body being kept (Prometheus, Alertmanager, OTLP exporters and the mlflow
 /// client retry). The reservation is held until the response is made.
+/// `refuse` makes the 503 in the route's own error format.
 async fn body_budget<S: Store>(
-    State(app): State<Arc<App<S>>>,
+    State((app, refuse)): State<(Arc<App<S>>, Refuse)>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -181,19 +190,11 @@ async fn body_budget<S: Store>(
     }
     let Ok(_held) = app.bodies.try_acquire_many(kib) else {
         app.engine.metrics.bodies_shed.fetch_add(1, Relaxed);
-        let mlflow = req.uri().path().contains("api/2.0/mlflow/")
-            || req.uri().path().contains("api/3.0/mlflow/");
         discard_body(req, most).await;
-        let msg = "overloaded: too many request bodies in flight \
-                   (limits.max_inflight_body_bytes), retry after 1 s";
-        if mlflow {
-            // MLflow's error body, as every other MLflow answer.
-            let body = serde_json::json!({"error_code": "TEMPORARILY_UNAVAILABLE", "message": msg});
-            let mut r = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
-        }
-        return retry_later(msg);
+        return refuse(
+            "overloaded: too many request bodies in flight (limits.max_inflight_body_bytes), \
+             retry after 1 s",
+        );
     };
     next.run(req).await
 }

@@ -82,6 +82,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// 503 `TEMPORARILY_UNAVAILABLE` with `Retry-After: 1`: the server is overloaded.
+pub fn busy(message: &'static str) -> Response {
+    let mut r = ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "TEMPORARILY_UNAVAILABLE",
+        message: message.into(),
+    }
+    .into_response();
+    let one = axum::http::HeaderValue::from_static("1");
+    r.headers_mut().insert(axum::http::header::RETRY_AFTER, one);
+    r
+}
+
 type Res = Result<Value, ApiError>;
 
 /// A request's parameters: the query string and the JSON body, merged (MLflow clients send
