@@ -534,3 +534,84 @@ fn connections_are_limited_and_idle_ones_closed() {
     assert_eq!(kept.read(&mut rest).unwrap(), 0, "closed by the server after idling");
     assert_eq!(gauge(server.addr, "auspex_http_connections_idle_closed_total"), 1.0);
 }
+
+/// Reads from `conn` until the server closes it or `within` passes, sending one more byte of
+/// `trickle` every 200 ms meanwhile. What was read, and whether the server closed.
+fn trickle(conn: &mut std::net::TcpStream, trickle: &[u8], within: Duration) -> (String, bool) {
+    use std::io::{Read, Write};
+    conn.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let start = Instant::now();
+    let (mut got, mut buf, mut sent) = (Vec::new(), [0u8; 4096], 0);
+    while start.elapsed() < within {
+        match conn.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), true),
+        }
+        if sent < trickle.len() && conn.write_all(&trickle[sent..=sent]).is_ok() {
+            sent += 1;
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), false)
+}
+
+/// A client that trickles its headers is closed after `limits.header_read_timeout`; one that
+/// trickles its body gets 408 (in MLflow's format on MLflow's routes) after
+/// `limits.request_body_timeout`; a body that keeps to `limits.request_body_min_rate` is served.
+#[test]
+fn slow_clients_are_cut_off() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let data = temp_dir("slow-clients");
+    let server = start_server(
+        &data,
+        "[limits]\nheader_read_timeout = \"1s\"\nrequest_body_timeout = \"1s\"\n\
+         request_body_min_rate = 1000\n",
+    );
+    let a = server.addr;
+    let long = Duration::from_secs(20);
+
+    let mut c = TcpStream::connect(a).unwrap();
+    c.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    let (_, closed) = trickle(&mut c, &b"X-Slow: 1\r\n".repeat(100), long);
+    assert!(closed, "a connection trickling its headers is closed");
+    assert_eq!(gauge(a, "auspex_http_header_timeouts_total"), 1.0);
+
+    for (path, expect) in [
+        ("/auspex/v1/events", "request body too slow"),
+        ("/api/2.0/mlflow/experiments/create", "\"error_code\":\"BAD_REQUEST\""),
+        ("/api/2.0/mlflow-artifacts/artifacts/slow/file.bin", "\"error_code\":\"BAD_REQUEST\""),
+    ] {
+        let method = if path.contains("artifacts/") { "PUT" } else { "POST" };
+        let mut c = TcpStream::connect(a).unwrap();
+        write!(c, "{method} {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n").unwrap();
+        let (got, closed) = trickle(&mut c, &[b' '; 100], long);
+        assert!(got.starts_with("HTTP/1.1 408"), "{path}: {got}");
+        assert!(got.contains(expect), "{path}: {got}");
+        assert!(closed, "{path}: closed after the 408");
+    }
+    assert_eq!(gauge(a, "auspex_http_slow_bodies_total"), 3.0);
+
+    // 3,000 bytes, the second half 1.5 s after the first: the first half earned that time.
+    let event =
+        format!(r#"{{"kind":"deploy","service":"checkout","description":"{}"}}"#, "d".repeat(2950));
+    let (head, tail) = event.as_bytes().split_at(event.len() / 2);
+    let mut c = TcpStream::connect(a).unwrap();
+    write!(
+        c,
+        "POST /auspex/v1/events HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+        event.len()
+    )
+    .unwrap();
+    c.write_all(head).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    c.write_all(tail).unwrap();
+    let (got, _) = trickle(&mut c, b"", Duration::from_secs(2));
+    assert!(got.starts_with("HTTP/1.1 2"), "a body at the minimum rate is served: {got}");
+    assert_eq!(gauge(a, "auspex_http_slow_bodies_total"), 3.0);
+}

@@ -10,6 +10,9 @@
 //! max_inflight_body_bytes = 268435456  # request bodies held at once, every route; beyond: 503 + Retry-After
 //! max_connections = 1024          # open at once; accepting waits beyond (each buffers ≤ ~0.5 MiB)
 //! connection_idle_timeout = "2m"  # closed after this long with no byte either way
+//! header_read_timeout = "1m"      # a request's headers, from when the server is ready for them
+//! request_body_timeout = "30s"    # a body's grace: it must arrive within this + 1 s per
+//! request_body_min_rate = 1024    #   this many bytes received (0: off); slower gets 408
 //! max_labels = 64
 //! max_label_name_len = 256
 //! max_label_value_len = 2048
@@ -370,6 +373,17 @@ pub struct Limits {
     /// closed.
     #[serde(with = "dur")]
     pub connection_idle_timeout: Duration,
+    /// A connection must send a request's complete headers within this long of the server
+    /// being ready for them (the connection opened, or the previous response sent), or it is
+    /// closed: slow headers, and keep-alive connections idle this long.
+    #[serde(with = "dur")]
+    pub header_read_timeout: Duration,
+    /// A request body must arrive within this long of the server starting to read it, plus
+    /// one second per `request_body_min_rate` bytes received; slower gets 408.
+    #[serde(with = "dur")]
+    pub request_body_timeout: Duration,
+    /// Bytes per second a body must keep up after `request_body_timeout` (0: no limit).
+    pub request_body_min_rate: u64,
     /// Most labels per series.
     pub max_labels: usize,
     /// Longest label name.
@@ -388,6 +402,9 @@ impl Default for Limits {
             max_inflight_body_bytes: 256 << 20,
             max_connections: 1024,
             connection_idle_timeout: Duration::from_secs(120),
+            header_read_timeout: Duration::from_secs(60),
+            request_body_timeout: Duration::from_secs(30),
+            request_body_min_rate: 1024,
             max_labels: 64,
             max_label_name_len: 256,
             max_label_value_len: 2048,
@@ -547,7 +564,16 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError(e.message().to_string()))?;
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            // The message alone does not say which key; the line it points at does.
+            let at = e.span().and_then(|r| {
+                let start = text.get(..r.start)?;
+                let n = start.matches('\n').count() + 1;
+                let line = text.lines().nth(n - 1)?.trim();
+                Some(format!("line {n} (`{line}`): "))
+            });
+            ConfigError(format!("{}{}", at.unwrap_or_default(), e.message()))
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -573,6 +599,12 @@ impl Config {
         }
         if l.connection_idle_timeout < Duration::from_secs(1) {
             return bad("limits.connection_idle_timeout", "must be at least 1s");
+        }
+        if l.header_read_timeout < Duration::from_secs(1) {
+            return bad("limits.header_read_timeout", "must be at least 1s");
+        }
+        if l.request_body_timeout < Duration::from_secs(1) {
+            return bad("limits.request_body_timeout", "must be at least 1s");
         }
         if l.max_labels == 0 || l.max_label_name_len == 0 || l.max_label_value_len == 0 {
             return bad("limits.max_labels / max_label_*_len", "must be at least 1");
@@ -705,6 +737,15 @@ mod tests {
         assert_eq!(e, "limits.connection_idle_timeout: must be at least 1s");
         let c = Config::parse("[limits]\nconnection_idle_timeout = \"30s\"").unwrap();
         assert_eq!(c.limits.connection_idle_timeout, Duration::from_secs(30));
+        let e = Config::parse("[limits]\nheader_read_timeout = \"0s\"").unwrap_err().0;
+        assert_eq!(e, "limits.header_read_timeout: must be at least 1s");
+        let e = Config::parse("[limits]\nrequest_body_timeout = \"500ms\"").unwrap_err().0;
+        assert_eq!(e, "limits.request_body_timeout: must be at least 1s");
+        let e = Config::parse("[limits]\nrequest_body_min_rate = -1").unwrap_err().0;
+        assert_eq!(
+            e,
+            "line 2 (`request_body_min_rate = -1`): invalid value: integer `-1`, expected u64"
+        );
         let e = Config::parse("[incidents]\nhub_factor = -1.0").unwrap_err().0;
         assert_eq!(e, "incidents.hub_factor: must be a number at least 0");
         let c = Config::parse("[incidents]\nhub_factor = 0").unwrap();

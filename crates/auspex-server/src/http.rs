@@ -93,12 +93,13 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
     let max_body = app.cfg.limits.max_body_bytes;
     let max_traces = app.cfg.traces.max_body_bytes;
     let max_json = app.cfg.mlflow.max_request_bytes;
-    let budget =
-        |refuse: Refuse| axum::middleware::from_fn_with_state((app.clone(), refuse), body_budget);
+    let guard = |refuse: Refuse, reserve: bool| {
+        axum::middleware::from_fn_with_state((app.clone(), refuse, reserve), body_guard)
+    };
     // MLflow's routes refuse in MLflow's error format, as they answer everything else.
     let ml = any(mlflow::dispatch::<S>)
         .layer(DefaultBodyLimit::max(max_json))
-        .layer(budget(mlflow::busy));
+        .layer(guard(mlflow::refusal, true));
     Router::new()
         .route("/auspex/v1/models/{name}/versions/{version}/lineage", get(mlflow::lineage::<S>))
         .route("/version", get(|| async { concat!(env!("CARGO_PKG_VERSION"), "\n") }))
@@ -128,8 +129,9 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/metrics", get(metrics::<S>))
         .route("/health", get(|| async { "ok\n" }))
         // Every route above reads whole bodies into memory, and so do MLflow's (their own
-        // layer); the artifact routes stream (uploads: `mlflow.max_inflight_uploads`).
-        .route_layer(budget(retry_later))
+        // layer); the artifact routes stream (uploads: `mlflow.max_inflight_uploads`), so
+        // they reserve nothing, but their bodies are paced too.
+        .route_layer(guard(refusal, true))
         .route("/api/2.0/mlflow/{*rest}", ml.clone())
         .route("/api/3.0/mlflow/{*rest}", ml.clone())
         .route("/ajax-api/2.0/mlflow/{*rest}", ml.clone())
@@ -140,7 +142,8 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
             get(artifacts::get::<S>)
                 .put(artifacts::put::<S>)
                 .delete(artifacts::delete::<S>)
-                .layer(DefaultBodyLimit::disable()),
+                .layer(DefaultBodyLimit::disable())
+                .layer(guard(mlflow::refusal, false)),
         )
         .with_state(app.clone())
         .layer(axum::middleware::map_response_with_state(app, count_too_large::<S>))
@@ -170,16 +173,62 @@ fn body_kib(headers: &axum::http::HeaderMap, most: usize) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
-/// Makes a 503 with `Retry-After` from a message.
-type Refuse = fn(&'static str) -> Response;
+/// Makes a refusal (503 with `Retry-After`, or 408) in a route's own error format.
+type Refuse = fn(StatusCode, &'static str) -> Response;
 
-/// Bounds the request bodies held in memory at once, across every route: a request reserves
-/// its body's size first, and one that does not fit now is answered 503 with `Retry-After`
-/// without its body being kept (Prometheus, Alertmanager, OTLP exporters and the mlflow
-/// client retry). The reservation is held until the response is made.
-/// `refuse` makes the 503 in the route's own error format.
-async fn body_budget<S: Store>(
-    State((app, refuse)): State<(Arc<App<S>>, Refuse)>,
+/// Guards a route's request bodies:
+/// - **Pace** (`limits.request_body_timeout`, `limits.request_body_min_rate`): a body must
+///   arrive within the timeout of the server starting to read it, plus one second per
+///   `min_rate` bytes received; a slower one is cut off and answered 408, and the connection
+///   closed, so a client trickling bytes cannot hold a connection, an upload slot or its
+///   reservation for long.
+/// - **Budget** (`reserve`): bounds the request bodies held in memory at once, across every
+///   route: a request reserves its body's size first, and one that does not fit now is
+///   answered 503 with `Retry-After` without its body being kept (Prometheus, Alertmanager,
+///   OTLP exporters and the mlflow client retry). The reservation is held until the response
+///   is made.
+///
+/// `refuse` makes the answers in the route's own error format.
+async fn body_guard<S: Store>(
+    State((app, refuse, reserve)): State<(Arc<App<S>>, Refuse, bool)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use http_body::Body as _;
+    let l = &app.cfg.limits;
+    let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let req = if l.request_body_min_rate > 0 && !req.body().is_end_stream() {
+        let (parts, body) = req.into_parts();
+        let body = Paced {
+            inner: body,
+            grace: l.request_body_timeout,
+            min_rate: l.request_body_min_rate,
+            started: None,
+            received: 0,
+            timer: None,
+            slow: slow.clone(),
+        };
+        axum::extract::Request::from_parts(parts, axum::body::Body::new(body))
+    } else {
+        req
+    };
+    let res = if reserve { budgeted(&app, refuse, req, next).await } else { next.run(req).await };
+    if !slow.load(Relaxed) {
+        return res;
+    }
+    app.connections.slow_bodies.fetch_add(1, Relaxed);
+    let mut r = refuse(
+        StatusCode::REQUEST_TIMEOUT,
+        "request body too slow: it must arrive within limits.request_body_timeout plus 1 s \
+         per limits.request_body_min_rate bytes",
+    );
+    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+async fn budgeted<S: Store>(
+    app: &App<S>,
+    refuse: Refuse,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -192,12 +241,75 @@ async fn body_budget<S: Store>(
         app.engine.metrics.bodies_shed.fetch_add(1, Relaxed);
         discard_body(req, most).await;
         return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
             "overloaded: too many request bodies in flight (limits.max_inflight_body_bytes), \
              retry after 1 s",
         );
     };
     next.run(req).await
 }
+
+/// A request body that fails once it falls behind its pace (see [`body_guard`]).
+struct Paced {
+    inner: axum::body::Body,
+    grace: std::time::Duration,
+    min_rate: u64,
+    /// When the server first asked for the body.
+    started: Option<tokio::time::Instant>,
+    received: u64,
+    /// Set to the deadline while the body waits for data.
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// Set when the body was cut off, for the layer to answer 408.
+    slow: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl http_body::Body for Paced {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let started = *this.started.get_or_insert_with(tokio::time::Instant::now);
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                let earned = (this.received as f64 / this.min_rate as f64).min(YEAR_SECS);
+                let deadline = started + this.grace + std::time::Duration::from_secs_f64(earned);
+                let timer =
+                    this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    this.slow.store(true, Relaxed);
+                    return Poll::Ready(Some(Err(axum::Error::new("request body too slow"))));
+                }
+                Poll::Pending
+            }
+            done => done,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A cap on the time a body's bytes earn, so the deadline cannot overflow.
+const YEAR_SECS: f64 = 365.0 * 86_400.0;
 
 /// Reads and drops up to `most` bytes of a refused request's body, a chunk at a time, so a
 /// client that sends its whole body before reading the answer gets the answer instead of a
@@ -223,13 +335,15 @@ fn text(code: StatusCode, msg: String) -> Response {
 }
 
 fn shed() -> Response {
-    retry_later("overloaded: write shed, retry after 1 s")
+    refusal(StatusCode::SERVICE_UNAVAILABLE, "overloaded: write shed, retry after 1 s")
 }
 
-/// 503 with `Retry-After: 1`.
-fn retry_later(msg: &str) -> Response {
-    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, msg.to_string());
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+/// A plain-text refusal; a 503 carries `Retry-After: 1`.
+fn refusal(code: StatusCode, msg: &str) -> Response {
+    let mut r = text(code, msg.to_string());
+    if code == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     r
 }
 
@@ -413,9 +527,18 @@ async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
          # HELP auspex_http_connections_idle_closed_total Connections closed after \
          limits.connection_idle_timeout without a byte.\n\
          # TYPE auspex_http_connections_idle_closed_total counter\n\
-         auspex_http_connections_idle_closed_total {}\n",
+         auspex_http_connections_idle_closed_total {}\n\
+         # HELP auspex_http_header_timeouts_total Connections closed without a request's \
+         complete headers within limits.header_read_timeout (slow, or idle keep-alive).\n\
+         # TYPE auspex_http_header_timeouts_total counter\n\
+         auspex_http_header_timeouts_total {}\n\
+         # HELP auspex_http_slow_bodies_total Requests answered 408: the body fell behind \
+         limits.request_body_min_rate.\n\
+         # TYPE auspex_http_slow_bodies_total counter\nauspex_http_slow_bodies_total {}\n",
         c.open(),
-        c.idle_closed.load(Relaxed)
+        c.idle_closed.load(Relaxed),
+        c.header_timeouts.load(Relaxed),
+        c.slow_bodies.load(Relaxed),
     ));
     if let Some(a) = &app.artifacts {
         a.render_metrics(&mut extra);

@@ -151,16 +151,14 @@ pub async fn serve_with<S: MlflowStore>(
     incidents::resume_notifications(&app).await;
     let worker = tokio::spawn(snapshot_loop(app.clone()));
     let ticker = tokio::spawn(incidents::tick_loop(app.clone()));
-    let res = axum::serve(listener, http::router(app.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| ServeError::Io(e.to_string()));
+    let router = http::router(app.clone());
+    listener::serve(listener, router, app.cfg.limits.header_read_timeout, shutdown_signal()).await;
     worker.abort();
     ticker.abort();
     incidents::persist(&app).await;
     // Final snapshot on a clean stop.
     snapshot_once(&app).await;
-    res
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -1,8 +1,11 @@
-//! The TCP listener behind `auspex serve`: at most `limits.max_connections` connections are
-//! open at once (accepting waits for one to close, the kernel's backlog holding the next), and a
-//! connection with no byte read or written for `limits.idle_timeout` while the server waits to
-//! read is closed. The HTTP server buffers up to a few hundred KiB per connection, so this is
-//! what bounds that memory; idle keep-alive connections give their slot back.
+//! The TCP listener and HTTP/1.1 server behind `auspex serve`: at most
+//! `limits.max_connections` connections are open at once (accepting waits for one to close, the
+//! kernel's backlog holding the next); a connection with no byte read or written for
+//! `limits.connection_idle_timeout` while the server waits to read is closed, and so is one
+//! that has not sent a request's complete headers within `limits.header_read_timeout` of the
+//! server being ready for them (slow headers, and keep-alive connections idle that long). The
+//! HTTP server buffers up to a few hundred KiB per connection, so this is what bounds that
+//! memory, and a client that trickles bytes cannot hold a slot for long.
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,13 +27,23 @@ pub struct Connections {
     max: usize,
     /// Connections closed for idling.
     pub idle_closed: AtomicU64,
+    /// Connections closed by `limits.header_read_timeout`.
+    pub header_timeouts: AtomicU64,
+    /// Requests answered 408 for a body slower than `limits.request_body_min_rate`.
+    pub slow_bodies: AtomicU64,
 }
 
 impl Connections {
     /// Room for `max` connections at once.
     pub fn new(max: usize) -> Arc<Self> {
         let max = max.clamp(1, Semaphore::MAX_PERMITS);
-        Arc::new(Self { slots: Arc::new(Semaphore::new(max)), max, idle_closed: AtomicU64::new(0) })
+        Arc::new(Self {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            idle_closed: AtomicU64::new(0),
+            header_timeouts: AtomicU64::new(0),
+            slow_bodies: AtomicU64::new(0),
+        })
     }
 
     /// Connections open now.
@@ -89,6 +102,40 @@ impl axum::serve::Listener for Limited {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }
+}
+
+/// Serves `router` on `listener` over HTTP/1.1 until `shutdown` completes, then stops
+/// accepting and waits for the open connections to finish their requests.
+pub async fn serve(
+    mut listener: Limited,
+    router: axum::Router,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    use axum::serve::Listener as _;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, _) = tokio::select! {
+            conn = listener.accept() => conn,
+            () = &mut shutdown => break,
+        };
+        let conns = listener.conns.clone();
+        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(io), svc));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await
+                && e.is_timeout()
+            {
+                conns.header_timeouts.fetch_add(1, Relaxed);
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 fn is_connection_error(e: &io::Error) -> bool {

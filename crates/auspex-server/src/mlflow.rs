@@ -82,16 +82,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// 503 `TEMPORARILY_UNAVAILABLE` with `Retry-After: 1`: the server is overloaded.
-pub fn busy(message: &'static str) -> Response {
-    let mut r = ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        code: "TEMPORARILY_UNAVAILABLE",
-        message: message.into(),
+/// A refusal in MLflow's error format: 503 `TEMPORARILY_UNAVAILABLE` with `Retry-After: 1`
+/// (the server is overloaded), or another status as `BAD_REQUEST`.
+pub fn refusal(status: StatusCode, message: &'static str) -> Response {
+    let busy = status == StatusCode::SERVICE_UNAVAILABLE;
+    let code = if busy { "TEMPORARILY_UNAVAILABLE" } else { "BAD_REQUEST" };
+    let mut r = ApiError { status, code, message: message.into() }.into_response();
+    if busy {
+        let one = axum::http::HeaderValue::from_static("1");
+        r.headers_mut().insert(axum::http::header::RETRY_AFTER, one);
     }
-    .into_response();
-    let one = axum::http::HeaderValue::from_static("1");
-    r.headers_mut().insert(axum::http::header::RETRY_AFTER, one);
     r
 }
 
