@@ -382,7 +382,8 @@ pub struct Limits {
     /// one second per `request_body_min_rate` bytes received; slower gets 408.
     #[serde(with = "dur")]
     pub request_body_timeout: Duration,
-    /// Bytes per second a body must keep up after `request_body_timeout` (0: no limit).
+    /// Bytes per second a body must average beyond its `request_body_timeout` grace (0: no
+    /// limit).
     pub request_body_min_rate: u64,
     /// Most labels per series.
     pub max_labels: usize,
@@ -570,7 +571,9 @@ impl Config {
                 let start = text.get(..r.start)?;
                 let n = start.matches('\n').count() + 1;
                 let line = text.lines().nth(n - 1)?.trim();
-                Some(format!("line {n} (`{line}`): "))
+                let short: String = line.chars().take(80).collect();
+                let more = if short.len() < line.len() { "…" } else { "" };
+                Some(format!("line {n} (`{short}{more}`): "))
             });
             ConfigError(format!("{}{}", at.unwrap_or_default(), e.message()))
         })?;
@@ -746,6 +749,10 @@ mod tests {
             e,
             "line 2 (`request_body_min_rate = -1`): invalid value: integer `-1`, expected u64"
         );
+        let long = format!("[limits]\nmax_labels = \"{}\"", "x".repeat(500));
+        let e = Config::parse(&long).unwrap_err().0;
+        assert!(e.starts_with("line 2 (`max_labels = \"xxx") && e.contains("x…`): "), "{e}");
+        assert!(e.find("`): ").is_some_and(|i| i < 120), "the line is shortened: {e}");
         let e = Config::parse("[incidents]\nhub_factor = -1.0").unwrap_err().0;
         assert_eq!(e, "incidents.hub_factor: must be a number at least 0");
         let c = Config::parse("[incidents]\nhub_factor = 0").unwrap();
