@@ -9,8 +9,10 @@
 //! A target may filter by the incident's severity (`min_severity`), the event (`events`), the
 //! services involved (`services`) and the labels of its signals (`labels`); a delivery is retried with doubling backoff; the outcome (delivered, or failed with the
 //! last error) is recorded in the incident's timeline. Outbound URLs must match a prefix in
-//! `notify.allow`, checked when the config loads and again before each send, and redirects
-//! are not followed, so a target cannot be turned into a request to anywhere else (SSRF).
+//! `notify.allow`, checked when the config loads and again before each send; a URL whose
+//! path has `.` or `..` segments (which could climb out of an allowed prefix) never matches,
+//! and redirects are not followed, so a target cannot be turned into a request to anywhere
+//! else (SSRF).
 
 use std::time::Duration;
 
@@ -75,6 +77,15 @@ fn split(url: &str) -> Option<(&str, String, Option<&str>, &str)> {
     Some((scheme, host.to_ascii_lowercase(), port, if path.is_empty() { "/" } else { path }))
 }
 
+/// Whether a path has a `.` or `..` segment (also percent-encoded, or after a backslash),
+/// which the receiving server may resolve to a path outside the allowed prefix
+/// (`/services/../admin`).
+fn climbs(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let lower = path.to_ascii_lowercase().replace("%2e", ".");
+    lower.split(['/', '\\']).any(|seg| seg == "." || seg == "..")
+}
+
 fn default_port(scheme: &str) -> &'static str {
     if scheme == "https" { "443" } else { "80" }
 }
@@ -83,6 +94,9 @@ fn default_port(scheme: &str) -> &'static str {
 /// `*`, path starting with the prefix's path).
 pub fn allowed(allow: &[String], url: &str) -> bool {
     let Some((scheme, host, port, path)) = split(url) else { return false };
+    if climbs(path) {
+        return false;
+    }
     let port = port.unwrap_or(default_port(scheme));
     allow.iter().any(|a| {
         let Some((s, h, p, pp)) = split(a) else { return false };
@@ -247,6 +261,15 @@ mod tests {
         assert!(!allowed(&allow, "http://169.254.169.254/latest/meta-data"));
         assert!(!allowed(&allow, "http://127.0.0.1.evil.com/"));
         assert!(!allowed(&allow, "http://user@127.0.0.1/"), "credentials");
+        for climb in [
+            "https://hooks.slack.com/services/../admin",
+            "https://hooks.slack.com/services/T/%2e%2E/%2E%2e/admin",
+            "https://hooks.slack.com/services/..\\admin",
+            "https://hooks.slack.com/services/./T",
+        ] {
+            assert!(!allowed(&allow, climb), "dot segments: {climb}");
+        }
+        assert!(allowed(&allow, "https://hooks.slack.com/services/T/a..b?x=/../"), "not a segment");
         assert!(!allowed(&allow, "file:///etc/passwd"));
         assert!(!allowed(&[], "http://127.0.0.1/"), "empty list allows nothing");
     }
