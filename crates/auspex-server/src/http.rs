@@ -196,8 +196,9 @@ async fn body_guard<S: Store>(
 ) -> Response {
     use http_body::Body as _;
     let l = &app.cfg.limits;
-    let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut slow = None;
     let req = if l.request_body_min_rate > 0 && !req.body().is_end_stream() {
+        let flag = slow.insert(Arc::new(std::sync::atomic::AtomicBool::new(false)));
         let (parts, body) = req.into_parts();
         let body = Paced {
             inner: body,
@@ -206,14 +207,14 @@ async fn body_guard<S: Store>(
             started: None,
             received: 0,
             timer: None,
-            slow: slow.clone(),
+            slow: flag.clone(),
         };
         axum::extract::Request::from_parts(parts, axum::body::Body::new(body))
     } else {
         req
     };
     let res = if reserve { budgeted(&app, refuse, req, next).await } else { next.run(req).await };
-    if !slow.load(Relaxed) {
+    if !slow.is_some_and(|s| s.load(Relaxed)) {
         return res;
     }
     app.connections.slow_bodies.fetch_add(1, Relaxed);

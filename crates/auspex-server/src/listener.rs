@@ -8,7 +8,6 @@
 //! memory, and a client that trickles bytes cannot hold a slot for long.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -65,28 +64,18 @@ impl Limited {
     pub fn new(inner: TcpListener, conns: Arc<Connections>, idle: Duration) -> Self {
         Self { inner, conns, idle }
     }
-}
 
-impl axum::serve::Listener for Limited {
-    type Io = Conn;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Conn, SocketAddr) {
+    /// The next connection, once one of the `max_connections` slots is free.
+    async fn accept(&mut self) -> Conn {
         // Never closed: the semaphore lives as long as `conns`.
         let Ok(slot) = self.conns.slots.clone().acquire_owned().await else {
             return std::future::pending().await;
         };
         loop {
             match self.inner.accept().await {
-                Ok((io, addr)) => {
-                    let conn = Conn {
-                        io,
-                        _slot: slot,
-                        idle: self.idle,
-                        timer: None,
-                        conns: self.conns.clone(),
-                    };
-                    return (conn, addr);
+                Ok((io, _)) => {
+                    let conns = self.conns.clone();
+                    return Conn { io, _slot: slot, idle: self.idle, timer: None, conns };
                 }
                 // The peer gave up before we accepted: take the next.
                 Err(e) if is_connection_error(&e) => {}
@@ -98,10 +87,6 @@ impl axum::serve::Listener for Limited {
             }
         }
     }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
 }
 
 /// Serves `router` on `listener` over HTTP/1.1 until `shutdown` completes, then stops
@@ -112,14 +97,13 @@ pub async fn serve(
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
-    use axum::serve::Listener as _;
     use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (io, _) = tokio::select! {
+        let io = tokio::select! {
             conn = listener.accept() => conn,
             () = &mut shutdown => break,
         };
