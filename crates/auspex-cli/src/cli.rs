@@ -45,6 +45,66 @@ enum Command {
     /// its signals on a time axis).
     #[command(subcommand)]
     Incidents(IncidentsCommand),
+    /// Silences: mute the notifications of incidents during maintenance or while a known
+    /// problem is worked on. Incidents still open and group as usual; what a silence held back
+    /// is sent when it ends, if the incident is still active.
+    #[command(subcommand)]
+    Silences(SilencesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilencesCommand {
+    /// Create a silence: an incident whose every signal matches it sends no notification.
+    #[command(
+        after_help = "Examples:\n  auspex silences add --match service=checkout --duration 2h --comment 'db upgrade'\n  auspex silences add --match 'alertname=~Disk.*' --match env!=prod --ends 2026-12-24T08:00:00Z --comment 'holiday'"
+    )]
+    Add(SilenceAddArgs),
+    /// List silences (active and pending by default).
+    List(SilencesListArgs),
+    /// End a silence now; what it held back of still-active incidents is sent at once.
+    Expire(SilenceExpireArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceAddArgs {
+    /// A label matcher, Alertmanager style: `name=value`, `name!=value`, `name=~regex`,
+    /// `name!~regex` (regexes are anchored); repeat for more, all must hold.
+    #[arg(long = "match", value_name = "MATCHER", required = true)]
+    pub matchers: Vec<String>,
+    /// How long from its start, e.g. 2h or 30m.
+    #[arg(long, conflicts_with = "ends", required_unless_present = "ends")]
+    pub duration: Option<String>,
+    /// When it ends (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    pub ends: Option<String>,
+    /// When it starts (RFC 3339 or Unix seconds) [default: now].
+    #[arg(long)]
+    pub starts: Option<String>,
+    /// Why (required: the next person on call will want to know).
+    #[arg(long)]
+    pub comment: String,
+    /// Who [default: $USER].
+    #[arg(long)]
+    pub by: Option<String>,
+    #[command(flatten)]
+    pub server: ServerOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct SilencesListArgs {
+    /// Which: current (active and pending), active, pending, expired or all.
+    #[arg(long, default_value = "current", value_parser = ["current", "active", "pending", "expired", "all"])]
+    pub state: String,
+    #[command(flatten)]
+    pub server: ServerOpt,
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceExpireArgs {
+    /// The silence id (16 hex digits, from `auspex silences list`).
+    pub id: String,
+    #[command(flatten)]
+    pub server: ServerOpt,
 }
 
 #[derive(Debug, Subcommand)]
@@ -710,6 +770,9 @@ pub fn main() -> ExitCode {
         Command::Incidents(IncidentsCommand::Resolve(a)) => crate::incidents::act(&a, "resolve"),
         Command::Incidents(IncidentsCommand::Merge(a)) => crate::incidents::merge(&a),
         Command::Incidents(IncidentsCommand::Split(a)) => crate::incidents::split(&a),
+        Command::Silences(SilencesCommand::Add(a)) => crate::silences::add(&a),
+        Command::Silences(SilencesCommand::List(a)) => crate::silences::list(&a),
+        Command::Silences(SilencesCommand::Expire(a)) => crate::silences::expire(&a),
         Command::Models(ModelsCommand::List(a)) => crate::models::list(&a),
         Command::Models(ModelsCommand::Show(a)) => crate::models::show(&a),
         Command::Models(ModelsCommand::Promote(a)) => crate::models::promote(&a),

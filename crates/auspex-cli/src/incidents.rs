@@ -76,6 +76,11 @@ pub fn show(a: &IncidentShowArgs) -> CmdResult {
     if !unsent.is_empty() {
         say(&format!("notifications not yet sent: {}", unsent.join(", ")))?;
     }
+    let withheld: Vec<&str> =
+        (i["withheld"].as_array().into_iter().flatten()).filter_map(|u| u.as_str()).collect();
+    if !withheld.is_empty() {
+        say(&format!("notifications held back by a silence: {}", withheld.join(", ")))?;
+    }
     say("")?;
     let sigs = i["signals"].as_array().cloned().unwrap_or_default();
     say(&format!("signals ({} distinct, {} in all):", sigs.len(), i["signal_count"]))?;
@@ -129,7 +134,7 @@ pub fn show(a: &IncidentShowArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn who(by: &Option<String>) -> String {
+pub(crate) fn who(by: &Option<String>) -> String {
     by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into())
 }
 

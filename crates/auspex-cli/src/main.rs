@@ -12,6 +12,7 @@ mod loadgen;
 mod logs;
 mod models;
 mod serve;
+mod silences;
 
 /// mimalloc: the server allocates and frees many small objects per request (parsed alerts,
 /// labels, JSON), where glibc's allocator took a quarter of the intake's CPU time.

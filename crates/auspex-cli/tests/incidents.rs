@@ -663,3 +663,119 @@ fn a_notification_sent_while_its_incident_was_let_go_is_recorded_and_not_resent(
         .count();
     assert_eq!(opened_for_first, 1, "sent once");
 }
+
+#[test]
+fn silences_hold_back_notifications_until_they_end() {
+    let (hook, got) = receiver(200);
+    let data = temp_dir("incidents-silences");
+    let config = format!(
+        "[incidents]\ntick = \"200ms\"\nresolve_after = \"1s\"\n\
+         [notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 1\nbackoff = \"50ms\"\ntimeout = \"5s\"\n\
+         [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\n"
+    );
+    let (mut peer, addr) = common::start(&data, &config, &[]);
+    let (ok, out, err) = cli(
+        addr,
+        &["silences", "add", "--match", "service=~checkout|cart", "--match", "severity!=critical"]
+            .into_iter()
+            .chain(["--duration", "1h", "--comment", "db upgrade", "--by", "ana", "--json"])
+            .collect::<Vec<_>>(),
+    );
+    assert!(ok, "{out}{err}");
+    let sil: Value = serde_json::from_str(&out).unwrap();
+    let sid = sil["silence"]["id"].as_str().unwrap().to_string();
+    assert_eq!(sil["silence"]["state"], "active", "{sil}");
+
+    // checkout and cart are silenced; search is not. Ten minutes apart: three incidents.
+    let t = now_ms() - 40 * 60_000;
+    let zero = "0001-01-01T00:00:00Z";
+    let sent_for = |id: &str| -> Vec<String> {
+        let got = got.lock().unwrap();
+        let bodies = got.iter().map(|g| serde_json::from_slice::<Value>(&g.body).unwrap());
+        let mine = bodies.filter(|b| b["incident"]["id"] == id);
+        mine.map(|b| b["event"].as_str().unwrap().to_string()).collect()
+    };
+    let a = alert("Errors", "checkout", "firing", &rfc(t), zero);
+    let b = alert("Errors", "search", "firing", &rfc(t + 10 * 60_000), zero);
+    let c = alert("Errors", "cart", "firing", &rfc(t + 20 * 60_000), zero);
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a, b, c.clone()])).0, 200);
+    let listed = incidents(addr);
+    assert_eq!(listed.len(), 3, "{listed:#?}");
+    let id_of = |svc: &str| {
+        let i = listed.iter().find(|i| i["services"] == json!([svc])).unwrap();
+        i["id"].as_str().unwrap().to_string()
+    };
+    let (checkout, search, cart) = (id_of("checkout"), id_of("search"), id_of("cart"));
+    wait_for("search's opening", 30, || sent_for(&search) == ["opened"]);
+    // cart clears; once resolved, nothing is sent: no one was told it opened.
+    let mut c = c;
+    c["status"] = json!("resolved");
+    c["endsAt"] = json!(rfc(t + 21 * 60_000));
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[c])).0, 200);
+    wait_for("cart resolved", 30, || {
+        get(addr, &format!("/auspex/v1/incidents/{cart}")).1["incident"]["status"] == "resolved"
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!((sent_for(&checkout), sent_for(&cart)), (vec![], vec![]), "silenced");
+    let (_, v) = get(addr, &format!("/auspex/v1/incidents/{checkout}"));
+    assert_eq!(v["incident"]["withheld"], json!(["opened"]), "{v:#}");
+    let timeline = v["incident"]["timeline"].to_string();
+    assert!(timeline.contains(&format!("every signal matches silence {sid}")), "{timeline}");
+    let (_, v) = get(addr, &format!("/auspex/v1/incidents/{cart}"));
+    assert!(v["incident"].get("withheld").is_none(), "{v:#}");
+    assert!(v["incident"]["timeline"].to_string().contains("resolved not sent"), "{v:#}");
+    let (ok, out, err) = cli(addr, &["incidents", "show", &checkout]);
+    assert!(ok && out.contains("notifications held back by a silence: opened"), "{out}{err}");
+    let (_, _, metrics) = page(addr, "/metrics");
+    assert!(metrics.contains("auspex_notifications_total{outcome=\"silenced\"} 3"), "{metrics}");
+    assert!(metrics.contains("auspex_silences{state=\"active\"} 1"), "{metrics}");
+    let (ok, out, err) = cli(addr, &["silences", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&sid) && out.contains(r#"service=~"checkout|cart" severity!="critical""#),
+        "{out}"
+    );
+    assert!(out.contains("active") && out.contains("ana") && out.contains("1 silence(s)"), "{out}");
+
+    // Bad input.
+    let bad = [
+        (r#"{"matchers": ["service~checkout"], "duration": "1h", "comment": "x"}"#, "name=value"),
+        (r#"{"matchers": ["service=~("], "duration": "1h", "comment": "x"}"#, "regex"),
+        (r#"{"matchers": ["service=~.*"], "duration": "1h", "comment": "x"}"#, "every"),
+        (r#"{"matchers": ["service=a"], "duration": "1h", "comment": ""}"#, "comment"),
+        (r#"{"matchers": ["service=a"], "duration": "1h", "comment": "x", "x": 1}"#, "unknown"),
+        ("{", "malformed"),
+    ];
+    for (body, why) in bad {
+        let (code, v) = post(addr, "/auspex/v1/silences", body);
+        assert_eq!(code, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(why), "{body}: {v}");
+    }
+    assert_eq!(get(addr, "/auspex/v1/silences/ffffffffffffffff").0, 404);
+    assert_eq!(get(addr, "/auspex/v1/silences?state=bogus").0, 400);
+    let (ok, _, err) = cli(addr, &["silences", "add", "--match", "a=b", "--comment", "x"]);
+    assert!(!ok && err.contains("--duration"), "{err}");
+
+    // The silence and what it held back survive a crash.
+    peer.kill_hard();
+    drop(peer);
+    let (_peer, addr) = common::start(&data, &config, &[]);
+    let (code, v) = get(addr, &format!("/auspex/v1/silences/{sid}"));
+    assert_eq!((code, v["silence"]["state"].as_str()), (200, Some("active")), "{v}");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(sent_for(&checkout), Vec::<String>::new(), "still silenced after the restart");
+
+    // Expired by hand: checkout, still open, is announced as opened; cart (resolved) is not.
+    let (ok, out, err) = cli(addr, &["silences", "expire", &sid]);
+    assert!(ok && out.contains(&format!("silence {sid} expired")), "{out}{err}");
+    wait_for("checkout's opening", 30, || sent_for(&checkout) == ["opened"]);
+    let (_, v) = get(addr, &format!("/auspex/v1/incidents/{checkout}"));
+    assert!(v["incident"].get("withheld").is_none(), "{v:#}");
+    assert!(v["incident"]["timeline"].to_string().contains("unsilenced"), "{v:#}");
+    let (ok, _, err) = cli(addr, &["silences", "expire", &sid]);
+    assert!(!ok && err.contains("409") && err.contains("expired already"), "{err}");
+    let (ok, out, _) = cli(addr, &["silences", "list", "--state", "expired"]);
+    assert!(ok && out.contains(&sid), "{out}");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!((sent_for(&checkout), sent_for(&cart)), (vec!["opened".to_string()], vec![]));
+}

@@ -42,6 +42,7 @@ use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 mod index;
+pub mod silence;
 pub mod topology;
 
 use index::{Lookup, MemberIndex};
@@ -298,6 +299,10 @@ pub struct Incident {
     /// kept with the incident so that a restart sends them instead of losing them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unsent: Vec<String>,
+    /// Notifications a silence held back (event names, oldest first): sent, as one, once no
+    /// silence covers the incident any more while it is still active.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<String>,
 }
 
 impl Incident {
@@ -950,6 +955,7 @@ impl Correlator {
             signals: vec![Arc::new(member(s, title.clone()))],
             timeline: Vec::new(),
             unsent: Vec::new(),
+            withheld: Vec::new(),
         };
         inc.record(self.cfg.max_timeline, s.start, "opened", title);
         self.incidents.insert(id, inc);
@@ -1247,6 +1253,7 @@ impl Correlator {
             signals: moved,
             timeline: Vec::new(),
             unsent: Vec::new(),
+            withheld: Vec::new(),
         };
         new.record(max_t, now, "opened", format!("split from {id} by {by}"));
         for m in &new.signals {

@@ -70,6 +70,8 @@
 //! backoff = "1s"
 //! timeout = "10s"
 //! max_pending = 1000              # notifications queued or being sent; beyond it they are dropped (and recorded)
+//! max_silences = 1000             # silences active or pending at once (more are refused)
+//! silence_retention = "5d"        # expired silences are kept (listed) this long
 //! [[notify.targets]]
 //! kind = "webhook"                # webhook | slack | pagerduty
 //! url = "http://127.0.0.1:9000/hook"
@@ -254,6 +256,11 @@ pub struct NotifyCfg {
     /// Most notifications queued or being sent at once (each holds a copy of its incident);
     /// one beyond it is dropped, counted and recorded in the incident's timeline.
     pub max_pending: usize,
+    /// Most silences active or pending at once; as many expired ones are kept at most.
+    pub max_silences: usize,
+    /// How long expired silences are kept (listed, for the record).
+    #[serde(with = "dur")]
+    pub silence_retention: Duration,
     /// Where to send.
     pub targets: Vec<NotifyTarget>,
 }
@@ -266,6 +273,8 @@ impl Default for NotifyCfg {
             backoff: Duration::from_secs(1),
             timeout: Duration::from_secs(10),
             max_pending: 1000,
+            max_silences: 1000,
+            silence_retention: Duration::from_secs(5 * 86_400),
             targets: Vec::new(),
         }
     }
@@ -676,6 +685,9 @@ impl Config {
                 "limits.max_inflight_body_bytes",
                 &format!("must be at least {what} ({cap} bytes), or such a request never fits"),
             );
+        }
+        if self.notify.max_silences == 0 {
+            return bad("notify.max_silences", "must be at least 1");
         }
         if self.notify.max_pending == 0 {
             return bad("notify.max_pending", "must be at least 1");

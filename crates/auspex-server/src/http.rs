@@ -11,6 +11,7 @@
 //! | `GET /auspex/v1/signals?since=24h&limit=1000` | signals, newest first (Signal JSON v1) |
 //! | `GET /auspex/v1/series?limit=10000` | series with their state |
 //! | `/auspex/v1/incidents[/{id}[/ack\|/resolve]]` | incidents (`incidents.rs`) |
+//! | `/auspex/v1/silences[/{id}[/expire]]` | silences: mute matching incidents' notifications (`silences.rs`) |
 //! | `POST /auspex/v1/admin/pause-ingest?seconds=N` | shed writes (503) for N seconds |
 //! | `GET /auspex/v1/models/{name}/versions/{v}/lineage` | a model version's lineage and audit |
 //! | `/api/2.0/mlflow/...`, `/ajax-api/2.0/mlflow/...` | the MLflow REST API (`mlflow.rs`) |
@@ -121,6 +122,12 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/auspex/v1/incidents", get(crate::incidents::list::<S>))
         .route("/auspex/v1/incidents/{id}", get(crate::incidents::show::<S>))
         .route("/auspex/v1/incidents/{id}/{action}", post(crate::incidents::action::<S>))
+        .route(
+            "/auspex/v1/silences",
+            get(crate::silences::list::<S>).post(crate::silences::create::<S>),
+        )
+        .route("/auspex/v1/silences/{id}", get(crate::silences::show::<S>))
+        .route("/auspex/v1/silences/{id}/{action}", post(crate::silences::expire::<S>))
         .route("/ui", get(|| async { axum::response::Redirect::to("/ui/incidents") }))
         .route("/ui/incidents", get(crate::ui::incidents_page::<S>))
         .route("/ui/incidents/{id}", get(crate::ui::incident_page::<S>))

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use auspex_core::{Fingerprint, IncidentId, Signal};
+use auspex_incidents::silence::{self, Silence};
 use auspex_incidents::{ActionError, Change, Correlator, Incident, Status, Topology};
 use auspex_store::IncidentStore;
 use axum::body::Bytes;
@@ -38,8 +39,12 @@ pub struct Hub {
     dirty: Mutex<BTreeSet<IncidentId>>,
     /// Held while incidents are written (see [`persist`]).
     writing: tokio::sync::Mutex<()>,
-    /// Notifications delivered, given up on after every retry, and dropped (`max_pending`).
-    notified: [AtomicU64; 3],
+    /// Notifications delivered, given up on after every retry, dropped (`max_pending`), and
+    /// held back by a silence.
+    notified: [AtomicU64; 4],
+    /// Silences, active, pending, and expired within `[notify] silence_retention`
+    /// (see `silences.rs`).
+    pub(crate) silences: Mutex<Vec<Silence>>,
     /// Notifications waiting or being sent, in order per incident.
     outbox: Mutex<Outbox>,
 }
@@ -116,13 +121,25 @@ impl Hub {
         counter(
             out,
             "auspex_notifications_total",
-            "Incident notifications, by outcome (failed: after every retry; dropped: over notify.max_pending).",
+            "Incident notifications, by outcome (failed: after every retry; dropped: over notify.max_pending; silenced: held back by a silence).",
             &[
                 ("{outcome=\"delivered\"}", self.notified[0].load(Relaxed)),
                 ("{outcome=\"failed\"}", self.notified[1].load(Relaxed)),
                 ("{outcome=\"dropped\"}", self.notified[2].load(Relaxed)),
+                ("{outcome=\"silenced\"}", self.notified[3].load(Relaxed)),
             ],
         );
+        let (now, mut n) = (now_ms(), [0usize; 3]);
+        for s in lock(&self.silences).iter() {
+            n[s.state(now) as usize] += 1;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP auspex_silences Silences, by state (expired: kept for notify.silence_retention).\n# TYPE auspex_silences gauge"
+        );
+        for (i, st) in ["pending", "active", "expired"].iter().enumerate() {
+            let _ = writeln!(out, "auspex_silences{{state=\"{st}\"}} {}", n[i]);
+        }
         let _ = writeln!(
             out,
             "# HELP auspex_incidents Incidents held in memory, by status.\n# TYPE auspex_incidents gauge"
@@ -151,7 +168,13 @@ impl Hub {
             writing: tokio::sync::Mutex::new(()),
             notified: Default::default(),
             outbox: Mutex::new(Outbox::default()),
+            silences: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Takes back stored silences (start-up).
+    pub fn restore_silences(&self, silences: Vec<Silence>) {
+        *lock(&self.silences) = silences;
     }
 
     /// Takes back stored incidents (start-up).
@@ -315,6 +338,14 @@ fn queue<S: MlflowStore>(
         }
         return;
     }
+    let ev = if resumed {
+        ev
+    } else {
+        match unsilenced(app, inc, ev, max_t) {
+            Some(ev) => ev,
+            None => return,
+        }
+    };
     let start_worker = {
         let mut ob = lock(&app.incidents.outbox);
         if ob.pending < max {
@@ -350,6 +381,86 @@ fn queue<S: MlflowStore>(
             }
             inc.record(max_t, now_ms(), "notify_failed", d);
         }
+    }
+}
+
+/// What to send for notification `ev` of `inc`, given the silences; `None` holds it back
+/// (recorded in its timeline and in its `withheld`):
+/// - while every signal of `inc` matches an active silence, `opened`, `escalated` and
+///   `reopened` are held back;
+/// - `resolved` is held back only if the incident's opening was, as no one was told of it;
+///   otherwise it goes out even when silenced (a receiver that was told it opened, say
+///   PagerDuty, must hear that it ended);
+/// - once no silence covers it, the next notification is the opening held back, if any (a
+///   receiver never told of the incident hears of it as opened), else `ev`.
+fn unsilenced<S: MlflowStore>(
+    app: &App<S>,
+    inc: &mut Incident,
+    ev: Event,
+    max_t: usize,
+) -> Option<Event> {
+    let opening = inc
+        .withheld
+        .iter()
+        .filter_map(|w| Event::parse(w))
+        .find(|e| matches!(e, Event::Opened | Event::Reopened));
+    if ev == Event::Resolved {
+        inc.withheld.clear();
+        if opening.is_some() {
+            app.incidents.notified[3].fetch_add(1, Relaxed);
+            let d = "resolved not sent: its opening was silenced, so no one was told of it";
+            inc.record(max_t, now_ms(), "silenced", d.into());
+            return None;
+        }
+        return Some(ev);
+    }
+    let cover = silence::covering(&lock(&app.incidents.silences), inc, now_ms());
+    if let Some(ids) = cover {
+        if !inc.withheld.iter().any(|w| w == ev.as_str()) {
+            inc.withheld.push(ev.as_str().to_string());
+        }
+        app.incidents.notified[3].fetch_add(1, Relaxed);
+        let d =
+            format!("{} not sent: every signal matches silence {}", ev.as_str(), ids.join(", "));
+        inc.record(max_t, now_ms(), "silenced", d);
+        return None;
+    }
+    inc.withheld.clear();
+    Some(opening.unwrap_or(ev))
+}
+
+/// Sends what silences held back of incidents no silence covers any more (one expired, was
+/// expired by hand, or a new signal outside it joined), and forgets it for resolved ones.
+/// Run by the tick and after a silence is expired.
+pub(crate) async fn release_withheld<S: MlflowStore>(app: &Arc<App<S>>) {
+    let touched = {
+        let mut c = lock(&app.incidents.corr);
+        let ids: Vec<IncidentId> =
+            c.incidents().filter(|i| !i.withheld.is_empty()).map(|i| i.id).collect();
+        let (now, max_t) = (now_ms(), c.config().max_timeline);
+        let mut touched = Vec::new();
+        for id in ids {
+            let Some(inc) = c.get_mut(id) else { continue };
+            if inc.status != Status::Resolved {
+                if silence::covering(&lock(&app.incidents.silences), inc, now).is_some() {
+                    continue;
+                }
+                let first = inc.withheld.first().and_then(|w| Event::parse(w));
+                inc.record(max_t, now, "unsilenced", "no silence covers it any more".into());
+                if let Some(ev) = first {
+                    queue(app, &mut c, id, ev, false);
+                }
+            }
+            if let Some(inc) = c.get_mut(id) {
+                inc.withheld.clear();
+            }
+            touched.push(id);
+        }
+        touched
+    };
+    if !touched.is_empty() {
+        app.incidents.mark(touched);
+        persist(app).await;
     }
 }
 
@@ -541,6 +652,7 @@ pub async fn tick_loop<S: MlflowStore>(app: Arc<App<S>>) {
             changes
         };
         apply(&app, changes).await;
+        release_withheld(&app).await;
         crate::traces::flush(&app, now_ms()).await;
         persist(&app).await;
     }

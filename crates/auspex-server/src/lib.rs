@@ -21,6 +21,7 @@ pub mod listener;
 pub mod metrics;
 pub mod mlflow;
 pub mod notify;
+pub mod silences;
 pub mod traces;
 pub mod ui;
 
@@ -117,6 +118,10 @@ pub async fn serve_with<S: MlflowStore>(
         .await
         .map_err(|e| ServeError::Store { dir: "store".into(), why: e.to_string() })?;
     incidents.restore(stored);
+    let silenced = silences::load(&store, &cfg)
+        .await
+        .map_err(|why| ServeError::Store { dir: "store".into(), why })?;
+    incidents.restore_silences(silenced);
     let app = Arc::new(App {
         engine,
         store,

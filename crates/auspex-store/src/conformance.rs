@@ -571,6 +571,25 @@ pub async fn incidents_round_trip<S: Store + crate::IncidentStore>(s: S) {
     assert_eq!(s.list_changes(0, 1_000, 1).await.unwrap().len(), 1);
 }
 
+/// Silences round-trip: replaced by id, loaded by end, deleted by id.
+pub async fn silences_round_trip<S: crate::IncidentStore>(s: S) {
+    use auspex_incidents::silence::{Matcher, Silence};
+    let mk = |id: &str, m: &str, ends: i64| {
+        let m = vec![Matcher::parse(m).unwrap()];
+        Silence::new(id.into(), m, (0, ends), 0, "ana".into(), "maintenance".into()).unwrap()
+    };
+    let (a, mut b) = (mk("a", "service=db", 1_000), mk("b", "alertname=~\"Disk.*\"", 5_000));
+    s.put_silence(&a).await.unwrap();
+    s.put_silence(&b).await.unwrap();
+    assert_eq!(s.load_silences(0).await.unwrap(), vec![a.clone(), b.clone()], "oldest end first");
+    b.expire(500);
+    s.put_silence(&b).await.unwrap(); // replaced
+    assert_eq!(s.load_silences(0).await.unwrap(), vec![b.clone(), a.clone()]);
+    assert_eq!(s.load_silences(600).await.unwrap(), vec![a.clone()], "ended before 600: gone");
+    assert_eq!(s.delete_silences(&["b".into(), "zz".into()]).await.unwrap(), 1);
+    assert_eq!(s.load_silences(0).await.unwrap(), vec![a]);
+}
+
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($name:ident, $make:expr) => {
@@ -613,6 +632,10 @@ macro_rules! store_conformance_tests {
             #[tokio::test]
             async fn incidents_round_trip() {
                 $crate::conformance::incidents_round_trip($make).await;
+            }
+            #[tokio::test]
+            async fn silences_round_trip() {
+                $crate::conformance::silences_round_trip($make).await;
             }
             #[tokio::test]
             async fn registry_round_trip() {

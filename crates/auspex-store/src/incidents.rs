@@ -5,6 +5,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use auspex_core::{IncidentId, Signal, TimestampMs};
+use auspex_incidents::silence::Silence;
 use auspex_incidents::{Incident, Member, Status, TimelineEntry};
 use sqlx::Row;
 
@@ -46,6 +47,21 @@ pub trait IncidentStore: Clone + Send + Sync + 'static {
         to: TimestampMs,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Signal>, StoreError>> + Send;
+
+    /// Inserts or replaces a silence by id.
+    fn put_silence(&self, s: &Silence) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Silences ending at or after `ended_since`, oldest end first (start-up).
+    fn load_silences(
+        &self,
+        ended_since: TimestampMs,
+    ) -> impl Future<Output = Result<Vec<Silence>, StoreError>> + Send;
+
+    /// Deletes silences by id; returns how many were there.
+    fn delete_silences(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 fn parse<T: serde::de::DeserializeOwned>(id: &str, json: &str) -> Result<T, StoreError> {
@@ -147,6 +163,7 @@ fn header(inc: &Incident) -> Incident {
         signals: Vec::new(),
         timeline: Vec::new(),
         unsent: inc.unsent.clone(),
+        withheld: inc.withheld.clone(),
     }
 }
 
@@ -453,6 +470,48 @@ impl IncidentStore for SqliteStore {
                     .map_err(|e| StoreError::Corrupt { id, why: e.to_string() })
             })
             .collect()
+    }
+
+    async fn put_silence(&self, s: &Silence) -> Result<(), StoreError> {
+        let json = serde_json::to_string(s).map_err(db)?;
+        let _w = self.write.lock().await;
+        sqlx::query(
+            "INSERT INTO silences (id, ends_ms, json) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET ends_ms = excluded.ends_ms, json = excluded.json",
+        )
+        .bind(&s.id)
+        .bind(s.ends)
+        .bind(json)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn load_silences(&self, ended_since: TimestampMs) -> Result<Vec<Silence>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, json FROM silences WHERE ends_ms >= ?1 ORDER BY ends_ms, id")
+                .bind(ended_since)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        rows.iter().map(|r| parse(r.get(0), r.get(1))).collect()
+    }
+
+    async fn delete_silences(&self, ids: &[String]) -> Result<u64, StoreError> {
+        let _w = self.write.lock().await;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut n = 0;
+        for id in ids {
+            let r = sqlx::query("DELETE FROM silences WHERE id = ?1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            n += r.rows_affected();
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(n)
     }
 }
 
