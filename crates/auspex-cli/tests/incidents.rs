@@ -726,6 +726,8 @@ fn silences_hold_back_notifications_until_they_end() {
     assert!(v["incident"]["timeline"].to_string().contains("resolved not sent"), "{v:#}");
     let (ok, out, err) = cli(addr, &["incidents", "show", &checkout]);
     assert!(ok && out.contains("notifications held back by a silence: opened"), "{out}{err}");
+    let (_, _, html) = page(addr, &format!("/ui/incidents/{checkout}"));
+    assert!(html.contains("notifications held back by a silence: opened"), "{html}");
     let (_, _, metrics) = page(addr, "/metrics");
     assert!(metrics.contains("auspex_notifications_total{outcome=\"silenced\"} 3"), "{metrics}");
     assert!(metrics.contains("auspex_silences{state=\"active\"} 1"), "{metrics}");

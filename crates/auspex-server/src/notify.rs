@@ -13,6 +13,9 @@
 //! path has `.` or `..` segments (which could climb out of an allowed prefix) never matches,
 //! and redirects are not followed, so a target cannot be turned into a request to anywhere
 //! else (SSRF).
+//!
+//! Silences (`crate::silences`) hold back what would be sent for an incident whose every signal
+//! matches one; that check is made when a notification is queued, in `crate::incidents`.
 
 use std::time::Duration;
 

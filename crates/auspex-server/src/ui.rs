@@ -163,6 +163,13 @@ pub async fn incident_page<S: MlflowStore>(
             escape(&inc.unsent.join(", "))
         );
     }
+    if !inc.withheld.is_empty() {
+        let _ = write!(
+            b,
+            "<p class=\"muted\">notifications held back by a silence: {}</p>",
+            escape(&inc.withheld.join(", "))
+        );
+    }
     b.push_str(&timeline_svg(&inc, &changes, now));
     b.push_str("<h2>Likely root causes</h2>");
     if causes.is_empty() {
