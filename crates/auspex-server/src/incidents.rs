@@ -653,6 +653,7 @@ pub async fn tick_loop<S: MlflowStore>(app: Arc<App<S>>) {
         };
         apply(&app, changes).await;
         release_withheld(&app).await;
+        crate::silences::tidy(&app).await;
         crate::traces::flush(&app, now_ms()).await;
         persist(&app).await;
     }

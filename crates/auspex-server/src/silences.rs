@@ -11,7 +11,7 @@
 //!
 //! A silence is durable in the store before it is acknowledged. At most
 //! `[notify] max_silences` are active or pending at once (more get 409), and as many expired
-//! ones are kept, each for `[notify] silence_retention`.
+//! ones are kept, each for `[notify] silence_retention` (the tick lets go of older ones).
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -142,15 +142,8 @@ pub async fn create<S: MlflowStore>(Axum(app): Axum<Arc<App<S>>>, body: Bytes) -
     if let Err(e) = app.store.put_silence(&s).await {
         return reply(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"));
     }
-    let gone = {
-        let mut list = lock(&app.incidents.silences);
-        list.push(s.clone());
-        let keep = app.cfg.notify.silence_retention.as_millis().min(i64::MAX as u128) as i64;
-        prune(&mut list, now, keep, max)
-    };
-    if !gone.is_empty() && app.store.delete_silences(&gone).await.is_err() {
-        app.engine.metrics.store_errors.fetch_add(1, Relaxed);
-    }
+    lock(&app.incidents.silences).push(s.clone());
+    tidy(&app).await;
     (StatusCode::CREATED, axum::Json(json!({"silence": shown(&s, now)}))).into_response()
 }
 
@@ -226,15 +219,30 @@ pub async fn expire<S: MlflowStore>(
     axum::Json(json!({"silence": shown(&s, now)})).into_response()
 }
 
-/// Silences for start-up: those not expired, and expired ones within the retention.
+/// Lets go of expired silences past the retention (or beyond the limit), in memory and in the
+/// store. Run by the tick, and after a silence is made.
+pub(crate) async fn tidy<S: MlflowStore>(app: &App<S>) {
+    let gone = {
+        let mut list = lock(&app.incidents.silences);
+        prune(&mut list, now_ms(), retention_ms(&app.cfg), app.cfg.notify.max_silences)
+    };
+    if !gone.is_empty() && app.store.delete_silences(&gone).await.is_err() {
+        app.engine.metrics.store_errors.fetch_add(1, Relaxed);
+    }
+}
+
+fn retention_ms(cfg: &crate::Config) -> i64 {
+    cfg.notify.silence_retention.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// Silences for start-up: those not expired, and expired ones within the retention (older
+/// ones are deleted from the store).
 pub async fn load<S: IncidentStore>(
     store: &S,
     cfg: &crate::Config,
 ) -> Result<Vec<Silence>, String> {
-    let keep = cfg.notify.silence_retention.as_millis().min(i64::MAX as u128) as i64;
-    let now = now_ms();
-    let mut list =
-        store.load_silences(now.saturating_sub(keep)).await.map_err(|e| e.to_string())?;
+    let (keep, now) = (retention_ms(cfg), now_ms());
+    let mut list = store.load_silences(i64::MIN).await.map_err(|e| e.to_string())?;
     let gone = prune(&mut list, now, keep, cfg.notify.max_silences);
     if !gone.is_empty() {
         store.delete_silences(&gone).await.map_err(|e| e.to_string())?;
@@ -287,6 +295,27 @@ mod tests {
         }
         assert_ne!(new_id(), new_id());
         assert_eq!(new_id().len(), 16);
+    }
+
+    #[test]
+    fn start_up_deletes_silences_past_the_retention() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let store = auspex_store::SqliteStore::memory().await.unwrap();
+            let m = vec![Matcher::parse("service=db").unwrap()];
+            let now = now_ms();
+            let day = 86_400_000;
+            for (id, ends) in [("old", now - 6 * day), ("recent", now - day), ("live", now + day)] {
+                let mut s =
+                    Silence::new(id.into(), m.clone(), (0, 1), 0, "a".into(), "b".into()).unwrap();
+                s.ends = ends;
+                store.put_silence(&s).await.unwrap();
+            }
+            let cfg = crate::Config::default(); // retention 5 days
+            let ids = |v: Vec<Silence>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+            assert_eq!(ids(load(&store, &cfg).await.unwrap()), ["recent", "live"]);
+            assert_eq!(ids(store.load_silences(i64::MIN).await.unwrap()), ["recent", "live"]);
+        });
     }
 
     #[test]
