@@ -2,7 +2,7 @@
 //! incidents (grouping, dedup, lifecycle, auto-resolve, persistence across a restart), the
 //! `auspex incidents` commands drive them, and notifications reach local receivers on
 //! 127.0.0.1 (signed webhook, Slack, PagerDuty, and a failing one that is retried and
-//! recorded).
+//! recorded; a real Alertmanager); silences hold notifications back.
 
 #![allow(clippy::unwrap_used)]
 
@@ -780,4 +780,79 @@ fn silences_hold_back_notifications_until_they_end() {
     assert!(ok && out.contains(&sid), "{out}");
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!((sent_for(&checkout), sent_for(&cart)), (vec!["opened".to_string()], vec![]));
+}
+
+#[test]
+fn incidents_reach_a_real_alertmanager_as_alerts_that_stay_firing_until_resolved() {
+    // Auspex -> Debian's prometheus-alertmanager -> a local receiver.
+    let (hook, got) = receiver(200);
+    let (_am, am) = common::start_alertmanager(&format!(
+        "route:\n  receiver: hook\n  group_by: [incident]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: hook\n    webhook_configs:\n      - url: http://{hook}/am\n        send_resolved: true\n"
+    ));
+    let data = temp_dir("incidents-am");
+    let config = format!(
+        "[incidents]\ntick = \"200ms\"\n\
+         [notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 2\nbackoff = \"50ms\"\ntimeout = \"5s\"\n\
+         [[notify.targets]]\nkind = \"alertmanager\"\nurl = \"http://{am}/api/v2/alerts\"\nresend = \"1s\"\n"
+    );
+    let (_peer, addr) = common::start(&data, &config, &[]);
+    let t = now_ms() - 60_000;
+    let a = alert("QueueStuck", "worker", "firing", &rfc(t), "0001-01-01T00:00:00Z");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a])).0, 200);
+    let inc = incidents(addr)[0].clone();
+    let id = inc["id"].as_str().unwrap().to_string();
+    let am_alerts = || -> Vec<Value> {
+        let (code, v) = get(am, "/api/v2/alerts");
+        assert_eq!(code, 200, "{v}");
+        let all = v.as_array().cloned().unwrap_or_default();
+        all.into_iter().filter(|a| a["labels"]["incident"] == id.as_str()).collect()
+    };
+    wait_for("the incident's alert in Alertmanager", 30, || !am_alerts().is_empty());
+    let mine = am_alerts();
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let labels = &mine[0]["labels"];
+    assert_eq!(labels["alertname"], "AuspexIncident");
+    assert_eq!(labels["severity"], inc["severity"], "{mine:#?}");
+    assert_eq!(mine[0]["annotations"]["summary"], inc["title"], "{mine:#?}");
+    assert_eq!(mine[0]["status"]["state"], "active", "{mine:#?}");
+    let from_am = |status: &str| {
+        let got = got.lock().unwrap();
+        let bodies = got.iter().map(|g| serde_json::from_slice::<Value>(&g.body).unwrap());
+        bodies
+            .filter(|b| {
+                b["status"] == status && b["alerts"][0]["labels"]["incident"] == id.as_str()
+            })
+            .count()
+    };
+    wait_for("Alertmanager's notification", 30, || from_am("firing") >= 1);
+    let (_, v) = get(addr, &format!("/auspex/v1/incidents/{id}"));
+    let timeline = v["incident"]["timeline"].to_string();
+    assert!(timeline.contains("alertmanager: opened delivered"), "{timeline}");
+
+    // A critical alert joins: the incident escalates; in Alertmanager the critical alert
+    // replaces the warning one (a label change is a new alert there).
+    assert_eq!(inc["severity"], "warning");
+    let mut b = alert("QueueDead", "worker", "firing", &rfc(t + 30_000), "0001-01-01T00:00:00Z");
+    b["labels"]["severity"] = json!("critical");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[b])).0, 200);
+    wait_for("the critical alert alone", 30, || {
+        let mine = am_alerts();
+        mine.len() == 1 && mine[0]["labels"]["severity"] == "critical"
+    });
+
+    // Each alert is valid for 4 x resend (4 s); resent every second, it outlives that.
+    std::thread::sleep(Duration::from_secs(6));
+    let mine = am_alerts();
+    assert_eq!(mine.len(), 1, "still firing: {mine:#?}");
+    assert_eq!(mine[0]["status"]["state"], "active", "{mine:#?}");
+    assert_eq!(from_am("resolved"), 0);
+    let (_, _, metrics) = page(addr, "/metrics");
+    assert!(!metrics.contains("auspex_alertmanager_resent_total{outcome=\"delivered\"} 0\n"));
+
+    // Resolved in Auspex: resolved in Alertmanager, which says so to its receiver.
+    let (ok, out, err) = cli(addr, &["incidents", "resolve", &id]);
+    assert!(ok, "{out}{err}");
+    wait_for("the alert resolved in Alertmanager", 30, || am_alerts().is_empty());
+    wait_for("Alertmanager's resolved notification", 30, || from_am("resolved") >= 1);
 }

@@ -73,7 +73,7 @@
 //! max_silences = 1000             # silences active or pending at once (more are refused)
 //! silence_retention = "5d"        # expired silences are kept (listed) this long
 //! [[notify.targets]]
-//! kind = "webhook"                # webhook | slack | pagerduty
+//! kind = "webhook"                # webhook | slack | pagerduty | alertmanager
 //! url = "http://127.0.0.1:9000/hook"
 //! secret = "..."                  # webhook: HMAC-SHA256 of the body in X-Auspex-Signature
 //! # routing_key = "..."           # pagerduty: the integration key
@@ -81,6 +81,8 @@
 //! # events = ["opened", "resolved"]  # only these (opened | escalated | reopened | resolved)
 //! # services = ["checkout"]       # only incidents touching one of these services
 //! # labels = {namespace = "payments"}  # only incidents with a signal carrying these labels
+//! # resend = "1m"                 # alertmanager (url .../api/v2/alerts): active incidents' alerts
+//! #                               # are sent again this often, each valid for 4x this
 //! ```
 
 use std::path::Path;
@@ -284,7 +286,7 @@ impl Default for NotifyCfg {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyTarget {
-    /// `webhook`, `slack` or `pagerduty`.
+    /// `webhook`, `slack`, `pagerduty` or `alertmanager`.
     pub kind: String,
     /// Where to POST.
     pub url: String,
@@ -311,6 +313,14 @@ pub struct NotifyTarget {
     /// `{namespace = "payments"}` (default: all).
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Alertmanager: how often the alerts of active incidents are sent again (each is valid
+    /// for four times this, as Prometheus does; default 1m).
+    #[serde(default = "default_resend", with = "dur")]
+    pub resend: Duration,
+}
+
+fn default_resend() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn lowest_severity() -> auspex_incidents::Severity {
@@ -699,8 +709,16 @@ impl Config {
         }
         for (i, t) in self.notify.targets.iter().enumerate() {
             let what = format!("notify.targets[{i}]");
-            if !matches!(t.kind.as_str(), "webhook" | "slack" | "pagerduty") {
-                return bad(&what, "kind must be webhook, slack or pagerduty");
+            if !matches!(t.kind.as_str(), "webhook" | "slack" | "pagerduty" | "alertmanager") {
+                return bad(&what, "kind must be webhook, slack, pagerduty or alertmanager");
+            }
+            if t.kind == "alertmanager" && !t.events.is_empty() {
+                let why = "events does not apply to alertmanager: it gets the incident's alert \
+                           on every change (route on its labels in Alertmanager instead)";
+                return bad(&what, why);
+            }
+            if t.resend < Duration::from_secs(1) {
+                return bad(&what, "resend must be at least 1s");
             }
             if !crate::notify::allowed(&self.notify.allow, &t.url) {
                 return bad(

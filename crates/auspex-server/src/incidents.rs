@@ -45,6 +45,16 @@ pub struct Hub {
     /// Silences, active, pending, and expired within `[notify] silence_retention`
     /// (see `silences.rs`).
     pub(crate) silences: Mutex<Vec<Silence>>,
+    /// Alertmanager targets: when each (by index) last had its alerts sent again, and whether
+    /// a resend is running.
+    resent: Mutex<HashMap<usize, i64>>,
+    resending: std::sync::atomic::AtomicBool,
+    /// Alerts sent again to Alertmanager targets: delivered, failed.
+    resends: [AtomicU64; 2],
+    /// The likely root cause last sent of active incidents, for Alertmanager resends (only
+    /// while an Alertmanager target is configured; pruned to the active incidents by each
+    /// resend).
+    causes: Mutex<HashMap<IncidentId, String>>,
     /// Notifications waiting or being sent, in order per incident.
     outbox: Mutex<Outbox>,
 }
@@ -129,6 +139,15 @@ impl Hub {
                 ("{outcome=\"silenced\"}", self.notified[3].load(Relaxed)),
             ],
         );
+        counter(
+            out,
+            "auspex_alertmanager_resent_total",
+            "Alerts of active incidents sent again to alertmanager targets, by outcome.",
+            &[
+                ("{outcome=\"delivered\"}", self.resends[0].load(Relaxed)),
+                ("{outcome=\"failed\"}", self.resends[1].load(Relaxed)),
+            ],
+        );
         let (now, mut n) = (now_ms(), [0usize; 3]);
         for s in lock(&self.silences).iter() {
             n[s.state(now) as usize] += 1;
@@ -168,6 +187,10 @@ impl Hub {
             writing: tokio::sync::Mutex::new(()),
             notified: Default::default(),
             outbox: Mutex::new(Outbox::default()),
+            resent: Mutex::new(HashMap::new()),
+            resending: Default::default(),
+            resends: Default::default(),
+            causes: Mutex::new(HashMap::new()),
             silences: Mutex::new(Vec::new()),
         })
     }
@@ -464,6 +487,97 @@ pub(crate) async fn release_withheld<S: MlflowStore>(app: &Arc<App<S>>) {
     }
 }
 
+/// Alerts per request to Alertmanager.
+const ALERTMANAGER_BATCH: usize = 256;
+
+/// Sends again, to each `alertmanager` target whose `resend` is due, the alerts of the active
+/// incidents in memory it wants (not those a silence covers), so they stay firing there;
+/// batched, not retried (the next round is). Runs in a task of its own, one at a time, so a
+/// slow Alertmanager never holds up the tick. Run by the tick.
+pub(crate) fn resend_alertmanager<S: MlflowStore>(app: &Arc<App<S>>) {
+    let targets = &app.cfg.notify.targets;
+    if !targets.iter().any(|t| t.kind == "alertmanager") {
+        return;
+    }
+    if app.incidents.resending.swap(true, Relaxed) {
+        return;
+    }
+    let now = now_ms();
+    let due: Vec<usize> = {
+        let mut last = lock(&app.incidents.resent);
+        let every = |i: usize| i64::try_from(targets[i].resend.as_millis()).unwrap_or(i64::MAX);
+        (0..targets.len())
+            .filter(|&i| targets[i].kind == "alertmanager")
+            .filter(|&i| {
+                let at = last.entry(i).or_insert(i64::MIN);
+                let due = now.saturating_sub(*at) >= every(i);
+                if due {
+                    *at = now;
+                }
+                due
+            })
+            .collect()
+    };
+    if due.is_empty() {
+        app.incidents.resending.store(false, Relaxed);
+        return;
+    }
+    let batches: Vec<(usize, Vec<serde_json::Value>)> = {
+        let c = lock(&app.incidents.corr);
+        let sil = lock(&app.incidents.silences);
+        let mut causes = lock(&app.incidents.causes);
+        let active: Vec<&Incident> = c
+            .incidents()
+            .filter(|i| i.status != Status::Resolved)
+            .filter(|i| silence::covering(&sil, i, now).is_none())
+            .collect();
+        let ids: std::collections::HashSet<IncidentId> = active.iter().map(|i| i.id).collect();
+        causes.retain(|id, _| ids.contains(id));
+        due.iter()
+            .map(|&k| {
+                let t = &targets[k];
+                let alerts = active
+                    .iter()
+                    .filter(|i| notify::wants(t, Event::Opened, i))
+                    .flat_map(|i| {
+                        let cause = causes.get(&i.id).map(String::as_str);
+                        notify::alertmanager_alerts(t, None, i, cause, now)
+                    })
+                    .collect();
+                (k, alerts)
+            })
+            .collect()
+    };
+    let app = app.clone();
+    tokio::spawn(async move {
+        for (k, alerts) in batches {
+            let t = &app.cfg.notify.targets[k];
+            if !notify::allowed(&app.cfg.notify.allow, &t.url) {
+                continue;
+            }
+            let mut sent = 0;
+            for chunk in alerts.chunks(ALERTMANAGER_BATCH) {
+                let body = serde_json::to_vec(chunk).unwrap_or_default();
+                let (url, to) = (t.url.clone(), app.cfg.notify.timeout);
+                let r =
+                    tokio::task::spawn_blocking(move || notify::post_once(&url, &body, None, to))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r);
+                if let Err(e) = r {
+                    let left = (alerts.len() - sent) as u64;
+                    app.incidents.resends[1].fetch_add(left, Relaxed);
+                    eprintln!("auspex: resending {left} alert(s) to {}: {e}", t.url);
+                    break;
+                }
+                sent += chunk.len();
+                app.incidents.resends[0].fetch_add(chunk.len() as u64, Relaxed);
+            }
+        }
+        app.incidents.resending.store(false, Relaxed);
+    });
+}
+
 /// Takes `ev` off `inc`'s unsent notifications (the oldest of that name).
 fn unsent_done(inc: &mut Incident, ev: Event) {
     if let Some(i) = inc.unsent.iter().position(|u| u == ev.as_str()) {
@@ -552,6 +666,9 @@ async fn notify_all<S: MlflowStore>(app: &Arc<App<S>>, ev: Event, inc: &Incident
     } else {
         root_causes(app, inc, &changes_around(app, inc).await, 3)
     };
+    if let Some(c) = causes.first().filter(|_| targets.iter().any(|t| t.kind == "alertmanager")) {
+        lock(&app.incidents.causes).insert(inc.id, c.explanation.clone());
+    }
     for t in targets {
         let name = if t.name.is_empty() { t.kind.as_str() } else { t.name.as_str() };
         let (what, detail) = match notify::deliver(&app.cfg.notify, t, ev, inc, &causes).await {
@@ -654,6 +771,7 @@ pub async fn tick_loop<S: MlflowStore>(app: Arc<App<S>>) {
         apply(&app, changes).await;
         release_withheld(&app).await;
         crate::silences::tidy(&app).await;
+        resend_alertmanager(&app);
         crate::traces::flush(&app, now_ms()).await;
         persist(&app).await;
     }

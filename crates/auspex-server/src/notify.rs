@@ -5,6 +5,8 @@
 //!   HMAC-SHA256 under the target's `secret`, sent as `X-Auspex-Signature: sha256=<hex>`.
 //! - `slack`: an incoming-webhook `{"text": ...}` message.
 //! - `pagerduty`: an Events API v2 event (`trigger`, or `resolve`), `dedup_key` = incident id.
+//! - `alertmanager`: Alertmanager's own `POST /api/v2/alerts`, the incident as an alert (see
+//!   [`alertmanager_alerts`]), so existing Alertmanager routes, receivers and silences apply.
 //!
 //! A target may filter by the incident's severity (`min_severity`), the event (`events`), the
 //! services involved (`services`) and the labels of its signals (`labels`); a delivery is retried with doubling backoff; the outcome (delivered, or failed with the
@@ -113,11 +115,16 @@ const TEXT_SERVICES: usize = 10;
 /// PagerDuty refuses a `payload.summary` longer than this (Events API v2).
 const PAGERDUTY_SUMMARY_CHARS: usize = 1024;
 
-fn text(event: Event, inc: &Incident, causes: &[Candidate]) -> String {
+/// The incident's services, at most [`TEXT_SERVICES`] named and the rest counted.
+fn services_text(inc: &Incident) -> String {
     let mut services = inc.services.iter().take(TEXT_SERVICES).cloned().collect::<Vec<_>>();
     if inc.services.len() > TEXT_SERVICES {
         services.push(format!("+{} more", inc.services.len() - TEXT_SERVICES));
     }
+    services.join(", ")
+}
+
+fn text(event: Event, inc: &Incident, causes: &[Candidate]) -> String {
     let mut t = format!(
         "[{}] {} incident {}: {} ({} signal(s), services: {})",
         event.as_str().to_uppercase(),
@@ -125,7 +132,7 @@ fn text(event: Event, inc: &Incident, causes: &[Candidate]) -> String {
         inc.id,
         inc.title,
         inc.signal_count,
-        services.join(", ")
+        services_text(inc)
     );
     if let Some(c) = causes.first() {
         t.push_str(&format!(". Likely cause: {}", c.explanation));
@@ -133,10 +140,71 @@ fn text(event: Event, inc: &Incident, causes: &[Candidate]) -> String {
     t
 }
 
+/// The name of the alert an incident becomes in Alertmanager.
+pub const ALERTNAME: &str = "AuspexIncident";
+
+/// An incident as Alertmanager alerts (`POST /api/v2/alerts`): one alert labelled
+/// `alertname="AuspexIncident"`, `incident`, `severity`, firing until `now` + 4 × the target's
+/// `resend` (the tick sends it again every `resend`, as Prometheus does, so it stays firing
+/// while the incident is active and ends on its own if Auspex stops), or ending when the
+/// incident resolved. A severity change makes a new alert in Alertmanager, so on `escalated`
+/// and `resolved` the lower severities' alerts are ended too. `cause` is the likely root
+/// cause, an annotation.
+pub fn alertmanager_alerts(
+    t: &NotifyTarget,
+    event: Option<Event>,
+    inc: &Incident,
+    cause: Option<&str>,
+    now: i64,
+) -> Vec<Value> {
+    use auspex_core::time::format_rfc3339 as rfc;
+    use auspex_incidents::Severity;
+    let services = services_text(inc);
+    let mut notes = json!({
+        "summary": inc.title,
+        "description": format!(
+            "{} incident {}: {} ({} signal(s), services: {})",
+            inc.severity.as_str(), inc.id, inc.title, inc.signal_count, services
+        ),
+        "status": inc.status.as_str(),
+        "services": services,
+    });
+    if let Some(c) = cause {
+        notes["likely_cause"] = json!(c);
+    }
+    let alert = |sev: Severity, ends: i64| {
+        json!({
+            "labels": {"alertname": ALERTNAME, "incident": inc.id.to_string(), "severity": sev.as_str()},
+            "annotations": notes,
+            "startsAt": rfc(inc.opened),
+            "endsAt": rfc(ends.max(inc.opened)),
+        })
+    };
+    let resolved =
+        event == Some(Event::Resolved) || inc.status == auspex_incidents::Status::Resolved;
+    let ends = if resolved {
+        inc.resolved.unwrap_or(now)
+    } else {
+        let ttl = i64::try_from(t.resend.as_millis().saturating_mul(4)).unwrap_or(i64::MAX);
+        now.saturating_add(ttl)
+    };
+    let mut out = vec![alert(inc.severity, ends)];
+    if matches!(event, Some(Event::Escalated | Event::Resolved)) {
+        for sev in [Severity::Info, Severity::Warning].into_iter().filter(|s| *s < inc.severity) {
+            out.push(alert(sev, now));
+        }
+    }
+    out
+}
+
 /// The body for a target.
 pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident, causes: &[Candidate]) -> Value {
     match t.kind.as_str() {
         "slack" => json!({"text": text(event, inc, causes)}),
+        "alertmanager" => {
+            let cause = causes.first().map(|c| c.explanation.as_str());
+            Value::Array(alertmanager_alerts(t, Some(event), inc, cause, crate::http::now_ms()))
+        }
         "pagerduty" => {
             let action = if event == Event::Resolved { "resolve" } else { "trigger" };
             json!({
@@ -184,7 +252,12 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     s
 }
 
-fn post_once(url: &str, body: &[u8], sig: Option<&str>, timeout: Duration) -> Result<(), String> {
+pub(crate) fn post_once(
+    url: &str,
+    body: &[u8],
+    sig: Option<&str>,
+    timeout: Duration,
+) -> Result<(), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -277,23 +350,74 @@ mod tests {
         assert!(!allowed(&[], "http://127.0.0.1/"), "empty list allows nothing");
     }
 
-    #[test]
-    fn targets_filter_by_severity_event_and_service() {
+    /// A one-signal incident on `service` opened at 0 with `score`.
+    fn incident(service: &str, score: f64) -> Incident {
         use auspex_core::{Explanation, Labels, Signal, SignalKind};
         use auspex_incidents::{Config, Correlator, Topology};
-        let incident = |service: &str, score: f64| {
-            let mut c = Correlator::new(Config::default(), Topology::default());
-            let labels = Labels::from_pairs([("alertname", "X"), ("service", service)]).unwrap();
-            let s = Signal::new(
-                SignalKind::Alert,
-                labels,
-                0,
-                score,
-                Explanation::Text { message: String::new() },
-            );
-            let id = c.observe(&s)[0].id();
-            c.get(id).unwrap().clone()
+        let mut c = Correlator::new(Config::default(), Topology::default());
+        let labels = Labels::from_pairs([("alertname", "X"), ("service", service)]).unwrap();
+        let msg = Explanation::Text { message: String::new() };
+        let s = Signal::new(SignalKind::Alert, labels, 0, score, msg);
+        let id = c.observe(&s)[0].id();
+        c.get(id).unwrap().clone()
+    }
+
+    #[test]
+    fn alertmanager_alerts_fire_for_four_resends_and_end_lower_severities_on_escalation() {
+        let cfg = crate::config::Config::parse(
+            "[notify]\nallow = [\"http://127.0.0.1:*/\"]\n\
+             [[notify.targets]]\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:1/api/v2/alerts\"\n\
+             resend = \"30s\"\n",
+        )
+        .unwrap();
+        let t = &cfg.notify.targets[0];
+        let mut inc = incident("db", 1.0);
+        let now = 600_000;
+        let sev = |a: &Value| a["labels"]["severity"].as_str().unwrap().to_string();
+        let opened = alertmanager_alerts(t, Some(Event::Opened), &inc, Some("db is slow"), now);
+        assert_eq!(opened.len(), 1, "{opened:#?}");
+        let a = &opened[0];
+        assert_eq!(a["labels"]["alertname"], "AuspexIncident");
+        assert_eq!(a["labels"]["incident"], inc.id.to_string());
+        assert_eq!(
+            (sev(a).as_str(), a["annotations"]["likely_cause"].as_str()),
+            ("critical", Some("db is slow"))
+        );
+        assert_eq!(a["startsAt"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(a["endsAt"], "1970-01-01T00:12:00.000Z", "now + 4 x 30 s");
+        // Resent (no event): the same alert, its end pushed on.
+        let again = alertmanager_alerts(t, None, &inc, None, now + 30_000);
+        assert_eq!(
+            (again.len(), again[0]["endsAt"].as_str()),
+            (1, Some("1970-01-01T00:12:30.000Z"))
+        );
+        // Escalated to critical: the info and warning alerts end now.
+        let esc = alertmanager_alerts(t, Some(Event::Escalated), &inc, None, now);
+        let ended: Vec<(String, &str)> =
+            esc[1..].iter().map(|a| (sev(a), a["endsAt"].as_str().unwrap())).collect();
+        let at = "1970-01-01T00:10:00.000Z";
+        assert_eq!(ended, [("info".to_string(), at), ("warning".to_string(), at)]);
+        // Resolved: it ends when the incident resolved.
+        inc.status = auspex_incidents::Status::Resolved;
+        inc.resolved = Some(420_000);
+        let res = alertmanager_alerts(t, Some(Event::Resolved), &inc, None, now);
+        assert_eq!(res[0]["endsAt"], "1970-01-01T00:07:00.000Z");
+        assert_eq!(res.len(), 3, "lower severities end too (one may have been missed)");
+        // events does not apply; resend has a floor.
+        let bad = |f: &str| {
+            crate::config::Config::parse(&format!(
+                "[notify]\nallow = [\"http://127.0.0.1:*/\"]\n[[notify.targets]]\n\
+                 kind = \"alertmanager\"\nurl = \"http://127.0.0.1:1/api/v2/alerts\"\n{f}\n"
+            ))
+            .unwrap_err()
+            .0
         };
+        assert!(bad("events = [\"opened\"]").contains("does not apply"));
+        assert!(bad("resend = \"100ms\"").contains("at least 1s"));
+    }
+
+    #[test]
+    fn targets_filter_by_severity_event_and_service() {
         let cfg = crate::config::Config::parse(
             "[notify]\nallow = [\"http://127.0.0.1:*/\"]\n\
              [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/all\"\n\
