@@ -15,12 +15,20 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Incident;
 
-/// Most matchers in one silence.
-pub const MAX_MATCHERS: usize = 32;
+/// Most matchers in one silence. A silence takes at most about 2 MiB (every matcher a regex
+/// at its limits); a usual one, under 2 KiB.
+pub const MAX_MATCHERS: usize = 16;
+/// Longest comment, in bytes.
+pub const MAX_COMMENT_BYTES: usize = 4096;
+/// Longest `created_by`, in bytes.
+pub const MAX_BY_BYTES: usize = 256;
 /// Longest matcher, in bytes.
 pub const MAX_MATCHER_BYTES: usize = 1024;
-/// Compiled size limit of a matcher's regex (bounds the memory a user's pattern takes).
-const REGEX_BYTES: usize = 256 * 1024;
+/// Compiled size limit of a matcher's regex (bounds the memory a user's pattern takes; a
+/// 1 KiB alternation of names fits).
+const REGEX_BYTES: usize = 64 * 1024;
+/// Lazy-DFA cache limit of a matcher's regex (one or two caches: matching runs under a lock).
+const REGEX_CACHE_BYTES: usize = 32 * 1024;
 
 /// How a matcher compares a label's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +111,7 @@ impl Matcher {
             Op::Re | Op::NotRe => Some(
                 regex::RegexBuilder::new(&format!("^(?:{value})$"))
                     .size_limit(REGEX_BYTES)
-                    .dfa_size_limit(REGEX_BYTES)
+                    .dfa_size_limit(REGEX_CACHE_BYTES)
                     .build()
                     .map_err(|e| format!("matcher {s:?}: bad regex: {e}"))?,
             ),
@@ -220,8 +228,9 @@ pub struct Silence {
 
 impl Silence {
     /// A silence from user input, checked: at least one matcher, at most [`MAX_MATCHERS`], not
-    /// all matching the empty string (that would mute everything), and `starts < ends`, with
-    /// `ends` after `now`.
+    /// all matching the empty string (that would mute everything), `starts < ends` with `ends`
+    /// after `now`, and a comment (at most [`MAX_COMMENT_BYTES`]; `created_by` at most
+    /// [`MAX_BY_BYTES`]).
     pub fn new(
         id: String,
         matchers: Vec<Matcher>,
@@ -249,6 +258,12 @@ impl Silence {
         }
         if comment.trim().is_empty() {
             return Err("say why in the comment".into());
+        }
+        if comment.len() > MAX_COMMENT_BYTES {
+            return Err(format!("the comment is longer than {MAX_COMMENT_BYTES} bytes"));
+        }
+        if created_by.len() > MAX_BY_BYTES {
+            return Err(format!("\"by\" is longer than {MAX_BY_BYTES} bytes"));
         }
         Ok(Self { id, matchers, starts, ends, updated: now, created_by, comment })
     }
@@ -339,6 +354,10 @@ mod tests {
         ] {
             assert!(Matcher::parse(bad).is_err(), "{bad} should be refused");
         }
+        // A long alternation of service names (near the byte limit) fits the regex limits.
+        let names: Vec<String> = (0..55).map(|i| format!("service-{i:03}-prod")).collect();
+        let wide = Matcher::parse(&format!("service=~\"{}\"", names.join("|"))).unwrap();
+        assert!(wide.matches(&labels(&[("service", "service-042-prod")])));
         let huge = format!("x=~{}", "a{1000}{1000}");
         assert!(Matcher::parse(&huge).unwrap_err().contains("regex"), "size limit");
     }
@@ -355,6 +374,10 @@ mod tests {
         assert!(new(vec![m("service=db")], (200, 200), "x").unwrap_err().contains("after"));
         assert!(new(vec![m("service=db")], (0, 100), "x").unwrap_err().contains("past"));
         assert!(new(vec![m("service=db")], (0, 200), " ").unwrap_err().contains("comment"));
+        let long = "x".repeat(MAX_COMMENT_BYTES + 1);
+        assert!(new(vec![m("service=db")], (0, 200), &long).unwrap_err().contains("longer"));
+        let many = (0..=MAX_MATCHERS).map(|i| m(&format!("l{i}=v"))).collect();
+        assert!(new(many, (0, 200), "x").unwrap_err().contains("at most"));
         let mut s = new(vec![m("service=db")], (150, 300), "later").unwrap();
         assert_eq!(s.state(100), State::Pending);
         assert_eq!(s.state(150), State::Active);

@@ -70,7 +70,7 @@
 //! backoff = "1s"
 //! timeout = "10s"
 //! max_pending = 1000              # notifications queued or being sent; beyond it they are dropped (and recorded)
-//! max_silences = 1000             # silences active or pending at once (more are refused)
+//! max_silences = 1000             # silences active or pending at once (more are refused; as many expired kept); each takes at most ~2 MiB, usually under 2 KiB
 //! silence_retention = "5d"        # expired silences are kept (listed) this long
 //! [[notify.targets]]
 //! kind = "webhook"                # webhook | slack | pagerduty | alertmanager
