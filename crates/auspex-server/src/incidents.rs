@@ -522,34 +522,57 @@ pub(crate) fn resend_alertmanager<S: MlflowStore>(app: &Arc<App<S>>) {
         app.incidents.resending.store(false, Relaxed);
         return;
     }
-    let batches: Vec<(usize, Vec<serde_json::Value>)> = {
-        let c = lock(&app.incidents.corr);
-        let sil = lock(&app.incidents.silences);
-        let mut causes = lock(&app.incidents.causes);
-        let active: Vec<&Incident> = c
-            .incidents()
-            .filter(|i| i.status != Status::Resolved)
-            .filter(|i| silence::covering(&sil, i, now).is_none())
+    // Under the lock only copies (without their timelines: members are shared `Arc`s); the
+    // silence checks and the alerts are made on a blocking thread.
+    let (active, silences) = {
+        let mut c = lock(&app.incidents.corr);
+        let ids: Vec<IncidentId> =
+            c.incidents().filter(|i| i.status != Status::Resolved).map(|i| i.id).collect();
+        let copies: Vec<Incident> = ids
+            .into_iter()
+            .filter_map(|id| {
+                let inc = c.get_mut(id)?;
+                let timeline = std::mem::take(&mut inc.timeline);
+                let copy = inc.clone();
+                inc.timeline = timeline;
+                Some(copy)
+            })
             .collect();
+        (copies, lock(&app.incidents.silences).clone())
+    };
+    let causes = {
+        let mut causes = lock(&app.incidents.causes);
         let ids: std::collections::HashSet<IncidentId> = active.iter().map(|i| i.id).collect();
         causes.retain(|id, _| ids.contains(id));
-        due.iter()
-            .map(|&k| {
-                let t = &targets[k];
-                let alerts = active
-                    .iter()
-                    .filter(|i| notify::wants(t, Event::Opened, i))
-                    .flat_map(|i| {
-                        let cause = causes.get(&i.id).map(String::as_str);
-                        notify::alertmanager_alerts(t, None, i, cause, now)
-                    })
-                    .collect();
-                (k, alerts)
-            })
-            .collect()
+        causes.clone()
     };
     let app = app.clone();
     tokio::spawn(async move {
+        let build = {
+            let app = app.clone();
+            move || -> Vec<(usize, Vec<serde_json::Value>)> {
+                let targets = &app.cfg.notify.targets;
+                let active: Vec<&Incident> = active
+                    .iter()
+                    .filter(|i| silence::covering(&silences, i, now).is_none())
+                    .collect();
+                due.iter()
+                    .map(|&k| {
+                        let t = &targets[k];
+                        let alerts = active
+                            .iter()
+                            .filter(|i| notify::wants(t, Event::Opened, i))
+                            .flat_map(|i| {
+                                let cause = causes.get(&i.id).map(String::as_str);
+                                notify::alertmanager_alerts(t, None, i, cause, now)
+                            })
+                            .collect();
+                        (k, alerts)
+                    })
+                    .collect()
+            }
+        };
+        let batches = tokio::task::spawn_blocking(build).await.unwrap_or_default();
         for (k, alerts) in batches {
             let t = &app.cfg.notify.targets[k];
             if !notify::allowed(&app.cfg.notify.allow, &t.url) {

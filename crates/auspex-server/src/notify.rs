@@ -494,3 +494,77 @@ mod tests {
         );
     }
 }
+
+/// A benchmark, not run by default: what one Alertmanager resend of N active incidents costs,
+/// and how long of it holds the correlator's lock (BENCHMARKS.md, "Alertmanager resends"):
+/// `N=10000 cargo test --release -p auspex-server --lib resend_cost -- --ignored --nocapture`.
+#[cfg(test)]
+mod resend_cost {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn resend_cost() {
+        use auspex_core::{Explanation, Labels, Signal, SignalKind};
+        use auspex_incidents::silence::{Matcher, Silence, covering};
+        use auspex_incidents::{Config, Correlator, Topology};
+        let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        let cfg = Config { max_incidents: n + 10, ..Config::default() };
+        let mut c = Correlator::new(cfg, Topology::default());
+        for i in 0..n {
+            let svc = format!("svc-{i}");
+            let labels =
+                Labels::from_pairs([("alertname", "X"), ("service", svc.as_str())]).unwrap();
+            let msg = Explanation::Text { message: String::new() };
+            c.observe(&Signal::new(SignalKind::Alert, labels, (i as i64) * 3_600_000, 0.95, msg));
+        }
+        let sil: Vec<Silence> = (0..100)
+            .map(|k| {
+                let m = vec![Matcher::parse(&format!("service=~\"other-{k}|x.*\"")).unwrap()];
+                Silence::new(k.to_string(), m, (0, i64::MAX / 2), 0, "a".into(), "b".into())
+                    .unwrap()
+            })
+            .collect();
+        let t = crate::config::Config::parse(
+            "[notify]\nallow = [\"http://127.0.0.1:*/\"]\n[[notify.targets]]\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:1/api/v2/alerts\"\n",
+        )
+        .unwrap()
+        .notify
+        .targets
+        .remove(0);
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let t0 = std::time::Instant::now();
+            let ids: Vec<_> = c.incidents().map(|i| i.id).collect();
+            let copies: Vec<Incident> = ids
+                .into_iter()
+                .filter_map(|id| {
+                    let inc = c.get_mut(id)?;
+                    let tl = std::mem::take(&mut inc.timeline);
+                    let copy = inc.clone();
+                    inc.timeline = tl;
+                    Some(copy)
+                })
+                .collect();
+            let locked = t0.elapsed();
+            let active: Vec<&Incident> =
+                copies.iter().filter(|i| covering(&sil, i, 1).is_none()).collect();
+            let alerts: Vec<Value> = active
+                .iter()
+                .filter(|i| wants(&t, Event::Opened, i))
+                .flat_map(|i| alertmanager_alerts(&t, None, i, Some("cause"), 1))
+                .collect();
+            let bytes: usize =
+                alerts.chunks(256).map(|ch| serde_json::to_vec(ch).unwrap().len()).sum();
+            runs.push((locked, t0.elapsed(), alerts.len(), bytes));
+        }
+        assert!(runs.iter().all(|r| r.2 == n && r.3 > n * 100), "every incident, as JSON");
+        for r in &runs {
+            println!(
+                "incidents={n} silences=100 locked={:?} with_json={:?} alerts={} bytes={}",
+                r.0, r.1, r.2, r.3
+            );
+        }
+    }
+}
