@@ -487,6 +487,21 @@ pub(crate) async fn release_withheld<S: MlflowStore>(app: &Arc<App<S>>) {
     }
 }
 
+/// Copies of the active incidents, without their timelines (members are shared `Arc`s).
+pub(crate) fn active_copies(c: &mut Correlator) -> Vec<Incident> {
+    let ids: Vec<IncidentId> =
+        c.incidents().filter(|i| i.status != Status::Resolved).map(|i| i.id).collect();
+    ids.into_iter()
+        .filter_map(|id| {
+            let inc = c.get_mut(id)?;
+            let timeline = std::mem::take(&mut inc.timeline);
+            let copy = inc.clone();
+            inc.timeline = timeline;
+            Some(copy)
+        })
+        .collect()
+}
+
 /// Alerts per request to Alertmanager.
 const ALERTMANAGER_BATCH: usize = 256;
 
@@ -526,19 +541,7 @@ pub(crate) fn resend_alertmanager<S: MlflowStore>(app: &Arc<App<S>>) {
     // silence checks and the alerts are made on a blocking thread.
     let (active, silences) = {
         let mut c = lock(&app.incidents.corr);
-        let ids: Vec<IncidentId> =
-            c.incidents().filter(|i| i.status != Status::Resolved).map(|i| i.id).collect();
-        let copies: Vec<Incident> = ids
-            .into_iter()
-            .filter_map(|id| {
-                let inc = c.get_mut(id)?;
-                let timeline = std::mem::take(&mut inc.timeline);
-                let copy = inc.clone();
-                inc.timeline = timeline;
-                Some(copy)
-            })
-            .collect();
-        (copies, lock(&app.incidents.silences).clone())
+        (active_copies(&mut c), lock(&app.incidents.silences).clone())
     };
     let causes = {
         let mut causes = lock(&app.incidents.causes);

@@ -536,17 +536,7 @@ mod resend_cost {
         let mut runs = Vec::new();
         for _ in 0..5 {
             let t0 = std::time::Instant::now();
-            let ids: Vec<_> = c.incidents().map(|i| i.id).collect();
-            let copies: Vec<Incident> = ids
-                .into_iter()
-                .filter_map(|id| {
-                    let inc = c.get_mut(id)?;
-                    let tl = std::mem::take(&mut inc.timeline);
-                    let copy = inc.clone();
-                    inc.timeline = tl;
-                    Some(copy)
-                })
-                .collect();
+            let copies = crate::incidents::active_copies(&mut c);
             let locked = t0.elapsed();
             let active: Vec<&Incident> =
                 copies.iter().filter(|i| covering(&sil, i, 1).is_none()).collect();
