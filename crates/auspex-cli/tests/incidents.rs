@@ -856,3 +856,42 @@ fn incidents_reach_a_real_alertmanager_as_alerts_that_stay_firing_until_resolved
     wait_for("the alert resolved in Alertmanager", 30, || am_alerts().is_empty());
     wait_for("Alertmanager's resolved notification", 30, || from_am("resolved") >= 1);
 }
+
+#[test]
+fn a_notification_owed_across_a_restart_meets_the_silences_made_meanwhile() {
+    // The receiver is down when the incident opens, so `opened` is owed; a silence is made;
+    // the server is killed and comes back with the receiver up: the owed `opened` is held back
+    // by the silence, and sent once it is expired.
+    let (down, down_got) = receiver(500);
+    let (up, up_got) = receiver(200);
+    let data = temp_dir("incidents-unsent-silenced");
+    let config = |addr: SocketAddr| slow_retry_webhook("", addr);
+    let (mut peer, addr) = common::start(&data, &config(down), &[]);
+    let a =
+        alert("QueueStuck", "worker", "firing", &rfc(now_ms() - 60_000), "0001-01-01T00:00:00Z");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a])).0, 200);
+    let id = incidents(addr)[0]["id"].as_str().unwrap().to_string();
+    wait_for("the first attempt", 30, || !down_got.lock().unwrap().is_empty());
+    let body = r#"{"matchers": ["service=worker"], "duration": "1h", "comment": "known"}"#;
+    let (code, v) = post(addr, "/auspex/v1/silences", body);
+    assert_eq!(code, 201, "{v}");
+    let sid = v["silence"]["id"].as_str().unwrap().to_string();
+    peer.kill_hard();
+    drop(peer);
+
+    let (_peer, addr) = common::start(&data, &config(up), &[]);
+    wait_for("the owed opening held back", 30, || {
+        let inc = get(addr, &format!("/auspex/v1/incidents/{id}")).1["incident"].clone();
+        inc.get("unsent").is_none() && inc["withheld"] == json!(["opened"])
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(up_got.lock().unwrap().is_empty(), "silenced");
+    let (ok, out, err) = cli(addr, &["silences", "expire", &sid]);
+    assert!(ok, "{out}{err}");
+    wait_for("the opening, now", 30, || !up_got.lock().unwrap().is_empty());
+    let body: Value = serde_json::from_slice(&up_got.lock().unwrap()[0].body).unwrap();
+    assert_eq!(
+        (body["event"].as_str(), body["incident"]["id"].as_str()),
+        (Some("opened"), Some(id.as_str()))
+    );
+}

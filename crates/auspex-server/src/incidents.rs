@@ -361,12 +361,22 @@ fn queue<S: MlflowStore>(
         }
         return;
     }
-    let ev = if resumed {
-        ev
-    } else {
-        match unsilenced(app, inc, ev, max_t) {
-            Some(ev) => ev,
-            None => return,
+    // A resumed notification (owed since before a restart) meets the silences made since.
+    let ev = match unsilenced(app, inc, ev, max_t) {
+        Some(sent) => {
+            if resumed && sent != ev {
+                // In its place, so a later restart resumes them in the same order.
+                if let Some(u) = inc.unsent.iter_mut().find(|u| *u == ev.as_str()) {
+                    *u = sent.as_str().to_string();
+                }
+            }
+            sent
+        }
+        None => {
+            if resumed {
+                unsent_done(inc, ev);
+            }
+            return;
         }
     };
     let start_worker = {
