@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine (Debian, root, Rust present):
 #   1. installs the real peers the tests talk to (Debian packages, a Python venv with the
-#      official mlflow client and moto's S3-compatible server) and cargo-fuzz;
+#      official mlflow client, moto's S3-compatible server, the OpenTelemetry SDK and
+#      openapi-spec-validator) and cargo-fuzz;
 #   2. checks formatting and lints;
 #   3. runs every test (a test whose peer is missing fails; nothing is skipped);
 #   4. builds every fuzz target and runs each for a bounded number of runs.
@@ -36,6 +37,11 @@ if ! .venv/bin/python -c "import opentelemetry.sdk, opentelemetry.exporter.otlp.
   echo "==> adding the OpenTelemetry SDK 1.45.2 and OTLP/HTTP exporter to .venv"
   .venv/bin/pip install -q --disable-pip-version-check opentelemetry-sdk==1.45.2 \
     opentelemetry-exporter-otlp-proto-http==1.45.2
+fi
+# openapi-spec-validator, the independent check of the OpenAPI document the server serves.
+if ! .venv/bin/python -c "import openapi_spec_validator" >/dev/null 2>&1; then
+  echo "==> adding openapi-spec-validator 0.9.0 to .venv"
+  .venv/bin/pip install -q --disable-pip-version-check openapi-spec-validator==0.9.0
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "==> installing cargo-fuzz"

@@ -895,3 +895,28 @@ fn a_notification_owed_across_a_restart_meets_the_silences_made_meanwhile() {
         (Some("opened"), Some(id.as_str()))
     );
 }
+
+#[test]
+fn the_openapi_document_is_served_and_valid() {
+    let py = common::venv_python(
+        "import openapi_spec_validator",
+        "openapi-spec-validator",
+        ".venv/bin/pip install openapi-spec-validator==0.9.0",
+    );
+    let data = temp_dir("openapi");
+    let (_peer, addr) = common::start(&data, "", &[]);
+    let (code, ctype, doc) = page(addr, "/auspex/v1/openapi.json");
+    assert_eq!((code, ctype.as_str()), (200, "application/json"));
+    let v: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(v["openapi"], "3.1.0");
+    assert!(v["paths"]["/auspex/v1/silences"]["post"].is_object(), "{v:#}");
+    let file = data.join("openapi.json");
+    std::fs::write(&file, &doc).unwrap();
+    let out = output(Command::new(py).args(["-m", "openapi_spec_validator"]).arg(&file)).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("OK"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

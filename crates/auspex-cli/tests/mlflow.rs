@@ -23,23 +23,13 @@ fn start_env(data: &Path, config: &str, env: &[(&str, String)]) -> (Peer, Socket
     common::start(data, config, env)
 }
 
-/// The venv Python with mlflow: `$AUSPEX_PYTHON`, else `<repo>/.venv/bin/python`. Fails (never
-/// skips) with the install hint when it is missing.
+/// The venv Python with mlflow; fails (never skips) with the install hint when it is missing.
 fn python() -> PathBuf {
-    let p = std::env::var_os("AUSPEX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
-    let ok = Command::new(&p)
-        .args(["-c", "import mlflow, sys; sys.exit(0 if mlflow.__version__ == '3.17.2' else 1)"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{} with mlflow-skinny 3.17.2 is needed: run `bash scripts/test.sh` (it creates .venv) or \
-         `python3 -m venv .venv && .venv/bin/pip install mlflow-skinny==3.17.2 numpy pandas cloudpickle`",
-        p.display()
-    );
-    p
+    common::venv_python(
+        "import mlflow, sys; sys.exit(0 if mlflow.__version__ == '3.17.2' else 1)",
+        "mlflow-skinny 3.17.2",
+        "python3 -m venv .venv && .venv/bin/pip install mlflow-skinny==3.17.2 numpy pandas cloudpickle",
+    )
 }
 
 #[test]

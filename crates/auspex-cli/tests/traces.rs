@@ -16,20 +16,11 @@ use common::agent;
 
 /// The venv Python with the OpenTelemetry SDK; fails (never skips) with the install hint.
 fn python() -> PathBuf {
-    let p = std::env::var_os("AUSPEX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
-    let ok = Command::new(&p)
-        .args(["-c", "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "{} with the OpenTelemetry SDK is needed: run `bash scripts/test.sh` (it creates .venv) \
-         or `.venv/bin/pip install opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2`",
-        p.display()
-    );
-    p
+    common::venv_python(
+        "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
+        "the OpenTelemetry SDK",
+        ".venv/bin/pip install opentelemetry-sdk==1.45.2 opentelemetry-exporter-otlp-proto-http==1.45.2",
+    )
 }
 
 fn get(addr: std::net::SocketAddr, path: &str) -> Value {

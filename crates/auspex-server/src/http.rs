@@ -135,6 +135,7 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))
         .route("/metrics", get(metrics::<S>))
         .route("/health", get(|| async { "ok\n" }))
+        .route("/auspex/v1/openapi.json", get(openapi))
         // Every route above reads whole bodies into memory, and so do MLflow's (their own
         // layer); the artifact routes stream (uploads: `mlflow.max_inflight_uploads`), so
         // they reserve nothing, but their bodies are paced too.
@@ -336,6 +337,15 @@ async fn discard_body(req: axum::extract::Request, most: usize) {
             _ => break,
         }
     }
+}
+
+/// The OpenAPI 3.1 document of the routes above (MLflow's are MLflow's), `openapi.json`; a
+/// test checks it names exactly the routes here, and one validates it with
+/// `openapi-spec-validator`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 fn text(code: StatusCode, msg: String) -> Response {
@@ -583,5 +593,46 @@ mod tests {
         assert_eq!(body_kib(&headers(&[(header::TRANSFER_ENCODING, "chunked")]), most), 10240);
         assert_eq!(body_kib(&headers(&[(header::CONTENT_LENGTH, "lots")]), most), 10240);
         assert_eq!(body_kib(&headers(&[(header::CONTENT_LENGTH, "99999999999")]), most), 10240);
+    }
+
+    /// The OpenAPI document names exactly the routes of the router, each with its methods
+    /// (MLflow's, the artifact store's and the pages under /ui are not in it).
+    #[test]
+    fn the_openapi_document_matches_the_routes() {
+        use std::collections::BTreeSet;
+        let src = include_str!("http.rs");
+        let router =
+            &src[src.find("Router::new()").unwrap()..src.find(".with_state(app.clone())").unwrap()];
+        let mut routed = BTreeSet::new();
+        for seg in router.split(".route(").skip(1) {
+            let path = seg.split('"').nth(1).unwrap().to_string();
+            if ["/ui", "/api/2.0/mlflow", "/api/3.0/mlflow", "/ajax-api/"]
+                .iter()
+                .any(|p| path.starts_with(p))
+            {
+                continue;
+            }
+            for m in ["get", "post", "put", "delete"] {
+                let call = format!("{m}(");
+                let found = seg.match_indices(&call).any(|(i, _)| {
+                    i == 0
+                        || !seg.as_bytes()[i - 1].is_ascii_alphanumeric()
+                            && seg.as_bytes()[i - 1] != b'_'
+                });
+                if found {
+                    routed.insert(format!("{} {path}", m.to_uppercase()));
+                }
+            }
+        }
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for m in ops.as_object().unwrap().keys() {
+                documented.insert(format!("{} {path}", m.to_uppercase()));
+            }
+        }
+        assert!(routed.len() >= 20, "{routed:?}");
+        assert_eq!(routed, documented);
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
     }
 }

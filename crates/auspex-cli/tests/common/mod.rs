@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -118,4 +118,19 @@ pub fn start_alertmanager(config: &str) -> (Peer, SocketAddr) {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     peer.wait_http(addr, "/-/ready", Duration::from_secs(30));
     (peer, addr)
+}
+
+/// The venv Python (`$AUSPEX_PYTHON`, else `<repo>/.venv/bin/python`) on which `check` (Python
+/// code) succeeds; fails, never skips, with `what` and the install hint when it does not.
+pub fn venv_python(check: &str, what: &str, install: &str) -> PathBuf {
+    let p = std::env::var_os("AUSPEX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
+    let ok = Command::new(&p).args(["-c", check]).output().is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} with {what} is needed: run `bash scripts/test.sh` (it creates .venv) or `{install}`",
+        p.display()
+    );
+    p
 }
