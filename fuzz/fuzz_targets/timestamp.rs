@@ -7,9 +7,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
         for unit in [NumericUnit::Seconds, NumericUnit::Millis] {
             if let Ok(ms) = parse_timestamp(s, unit) {
-                if (-62_000_000_000_000..=253_000_000_000_000).contains(&ms) {
-                    assert_eq!(parse_timestamp(&format_rfc3339(ms), unit), Ok(ms));
-                }
+                // Every time it accepts (years 0000 to 9999), not only the usual ones.
+                assert_eq!(parse_timestamp(&format_rfc3339(ms), unit), Ok(ms));
             }
         }
     }

@@ -920,3 +920,28 @@ fn the_openapi_document_is_served_and_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_time_rfc_3339_cannot_write_is_refused_so_the_server_starts_again() {
+    // Such an alert used to be accepted: its incident could not be read back, listing failed
+    // and the server refused to start again.
+    let data = temp_dir("incidents-far-time");
+    let (mut peer, addr) = common::start(&data, "", &[]);
+    let far = alert("X", "a", "firing", "-9000000000000000", "0001-01-01T00:00:00Z");
+    let (code, v) = post(addr, "/auspex/v1/alertmanager", &webhook(&[far]));
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("out of range"), "{v}");
+    let (code, v) = post(
+        addr,
+        "/auspex/v1/events",
+        r#"{"kind": "deploy", "service": "a", "time": -9000000000000000}"#,
+    );
+    assert_eq!(code, 400, "{v}");
+    let ok = alert("Y", "b", "firing", &rfc(now_ms() - 60_000), "0001-01-01T00:00:00Z");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[ok])).0, 200);
+    assert_eq!(get(addr, "/auspex/v1/incidents").0, 200);
+    peer.kill_hard();
+    drop(peer);
+    let (_peer, addr) = common::start(&data, "", &[]);
+    assert_eq!(incidents(addr).len(), 1);
+}

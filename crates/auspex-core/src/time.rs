@@ -25,6 +25,17 @@ pub struct TimeError {
     pub why: &'static str,
 }
 
+/// The earliest time RFC 3339 can write: 0000-01-01T00:00:00Z.
+pub const EARLIEST_MS: TimestampMs = -62_167_219_200_000;
+/// The latest time RFC 3339 can write: 9999-12-31T23:59:59.999Z.
+pub const LATEST_MS: TimestampMs = 253_402_300_799_999;
+
+/// Whether `t` is within years 0000–9999, so [`format_rfc3339`] writes what
+/// [`parse_timestamp`] reads back (every time that is stored as text must be).
+pub fn representable(t: TimestampMs) -> bool {
+    (EARLIEST_MS..=LATEST_MS).contains(&t)
+}
+
 fn err(input: &str, why: &'static str) -> TimeError {
     TimeError { input: crate::text::truncate(input, 64).to_string(), why }
 }
@@ -82,14 +93,20 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
 ///   left out, meaning UTC);
 /// - integer or fractional Unix time, in `unit`.
 ///
-/// Fractions finer than a millisecond are truncated toward the past.
+/// Fractions finer than a millisecond are truncated toward the past. A number outside years
+/// 0000–9999 is refused (see [`representable`]).
 pub fn parse_timestamp(s: &str, unit: NumericUnit) -> Result<TimestampMs, TimeError> {
     let t = s.trim();
     let b = t.as_bytes();
-    if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' {
-        return parse_datetime(t).map_err(|why| err(s, why));
+    let ms = if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' {
+        parse_datetime(t).map_err(|why| err(s, why))?
+    } else {
+        parse_numeric(t, unit).ok_or_else(|| err(s, "not a date-time and not a number"))?
+    };
+    if !representable(ms) {
+        return Err(err(s, "out of range (years 0000 to 9999)"));
     }
-    parse_numeric(t, unit).ok_or_else(|| err(s, "not a date-time and not a number"))
+    Ok(ms)
 }
 
 fn parse_numeric(t: &str, unit: NumericUnit) -> Option<TimestampMs> {
@@ -259,6 +276,22 @@ mod tests {
         assert_eq!(parse_timestamp("1388534400.5", S).unwrap(), base + 500);
         assert_eq!(parse_timestamp("1388534400000", NumericUnit::Millis).unwrap(), base);
         assert_eq!(parse_timestamp(" 2014-01-01 ", S).unwrap(), base);
+    }
+
+    #[test]
+    fn only_times_rfc_3339_can_write_are_read() {
+        let m = NumericUnit::Millis;
+        for t in [EARLIEST_MS, LATEST_MS, 0, -1] {
+            assert_eq!(parse_timestamp(&format_rfc3339(t), m), Ok(t), "{t}");
+            assert_eq!(parse_timestamp(&t.to_string(), m), Ok(t), "{t}");
+        }
+        for t in [EARLIEST_MS - 1, LATEST_MS + 1, i64::MIN, i64::MAX] {
+            let e = parse_timestamp(&t.to_string(), m).unwrap_err();
+            assert!(e.why.contains("out of range"), "{t}: {e}");
+        }
+        assert!(parse_timestamp("0000-01-01T00:00:00+01:00", m).is_err(), "before year 0000");
+        assert!(parse_timestamp("9999-12-31T23:59:59-01:00", m).is_err(), "after year 9999");
+        assert!(parse_timestamp("9000000000000", S).unwrap_err().why.contains("out of range"));
     }
 
     #[test]

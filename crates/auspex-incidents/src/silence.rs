@@ -10,7 +10,7 @@
 use std::fmt;
 
 use auspex_core::Labels;
-use auspex_core::time::rfc3339;
+use auspex_core::time::{representable, rfc3339};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Incident;
@@ -250,6 +250,9 @@ impl Silence {
                         incident: add one that needs a value (e.g. service=\"checkout\")"
                 .into());
         }
+        if !(representable(starts) && representable(ends)) {
+            return Err("the silence must start and end within years 0000 to 9999".into());
+        }
         if ends <= starts {
             return Err("the silence must end after it starts".into());
         }
@@ -373,6 +376,8 @@ mod tests {
         assert!(new(vec![m("team=~.*")], (0, 200), "x").unwrap_err().contains("every incident"));
         assert!(new(vec![m("service=db")], (200, 200), "x").unwrap_err().contains("after"));
         assert!(new(vec![m("service=db")], (0, 100), "x").unwrap_err().contains("past"));
+        let far = auspex_core::time::LATEST_MS + 1;
+        assert!(new(vec![m("service=db")], (0, far), "x").unwrap_err().contains("9999"));
         assert!(new(vec![m("service=db")], (0, 200), " ").unwrap_err().contains("comment"));
         let long = "x".repeat(MAX_COMMENT_BYTES + 1);
         assert!(new(vec![m("service=db")], (0, 200), &long).unwrap_err().contains("longer"));

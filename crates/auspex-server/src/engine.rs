@@ -74,6 +74,9 @@ pub struct Outcome {
     pub invalid_samples: u64,
     /// What was wrong with the first invalid series.
     pub first_invalid: Option<String>,
+    /// Samples dropped for a timestamp outside years 0000–9999 (a signal there could not be
+    /// written as RFC 3339 and read back).
+    pub out_of_range_samples: u64,
 }
 
 /// A series as listed by the API.
@@ -216,7 +219,9 @@ impl Engine {
                         slot.insert(SeriesState {
                             labels,
                             det: Detector::new(self.det_cfg),
-                            first_seen: s.samples().first().map_or(0, |p| p.0),
+                            first_seen: (s.samples().iter().map(|p| p.0))
+                                .find(|t| auspex_core::time::representable(*t))
+                                .unwrap_or(0),
                             last_seen: i64::MIN,
                             samples: 0,
                             last_score: 0.0,
@@ -228,6 +233,10 @@ impl Engine {
                 };
                 st.touched = now;
                 for &(ts, v) in s.samples() {
+                    if !auspex_core::time::representable(ts) {
+                        out.out_of_range_samples += 1;
+                        continue;
+                    }
                     if ts <= st.last_seen {
                         self.metrics.samples_out_of_order.fetch_add(1, Relaxed);
                         continue;
@@ -427,6 +436,10 @@ mod tests {
         assert_eq!(e.metrics.samples_out_of_order.load(Relaxed), 1);
         assert_eq!(e.metrics.samples_stale.load(Relaxed), 1);
         assert_eq!(e.active(), 2);
+        // A timestamp RFC 3339 cannot write (beyond year 9999) is dropped and counted; it does
+        // not make the series' later samples look out of order.
+        let o = e.ingest(&req(&[("a", &[(i64::MAX, 1.0), (6, 1.0)])]));
+        assert_eq!((o.out_of_range_samples, o.ingested), (1, 1));
     }
 
     #[test]

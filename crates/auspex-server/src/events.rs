@@ -90,8 +90,8 @@ impl Seen {
     }
 }
 
-fn ts(s: &str) -> Option<i64> {
-    parse_timestamp(s, NumericUnit::Millis).ok()
+fn ts(s: &str) -> Result<i64, &'static str> {
+    parse_timestamp(s, NumericUnit::Millis).map_err(|e| e.why)
 }
 
 /// How far ahead of this server's clock an alert or change may be dated (clock skew); beyond
@@ -125,8 +125,8 @@ pub fn alert_signal(
     }
     let l = Labels::from_pairs(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| format!("alert labels: {e}"))?;
-    let start =
-        ts(starts_at).ok_or_else(|| format!("alert startsAt {starts_at:?} is not a time"))?;
+    let start = ts(starts_at)
+        .map_err(|why| format!("alert startsAt {starts_at:?} is not a time: {why}"))?;
     let start = not_ahead("alert startsAt", start, now_ms())?;
     if !matches!(status, "firing" | "resolved" | "") {
         return Err(format!("alert status {status:?}: expected firing or resolved"));
@@ -145,7 +145,7 @@ pub fn alert_signal(
         .unwrap_or_else(|| "alert".into());
     let mut s = Signal::new(SignalKind::Alert, l, start, score, Explanation::Text { message });
     if status == "resolved" {
-        s.end = Some(ts(ends_at).unwrap_or_else(now_ms).max(start));
+        s.end = Some(ts(ends_at).unwrap_or_else(|_| now_ms()).max(start));
     }
     Ok(s)
 }
@@ -215,12 +215,12 @@ pub fn change_signal(e: &ChangeEvent) -> Result<Signal, String> {
     }
     let time = match &e.time {
         None | Some(serde_json::Value::Null) => now_ms(),
-        Some(serde_json::Value::Number(n)) => {
-            n.as_i64().ok_or("time must be whole milliseconds")?
-        }
-        Some(serde_json::Value::String(s)) => {
-            ts(s).ok_or_else(|| format!("time {s:?} is not RFC 3339 or Unix milliseconds"))?
-        }
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .filter(|t| auspex_core::time::representable(*t))
+            .ok_or("time must be whole Unix milliseconds within years 0000 to 9999")?,
+        Some(serde_json::Value::String(s)) => ts(s)
+            .map_err(|why| format!("time {s:?} is not RFC 3339 or Unix milliseconds: {why}"))?,
         Some(_) => return Err("time must be an RFC 3339 string or Unix milliseconds".into()),
     };
     let time = not_ahead("time", time, now_ms())?;
@@ -353,6 +353,12 @@ mod tests {
         let bad_time: ChangeEvent =
             serde_json::from_str(r#"{"kind":"flag","service":"a","time":"soon"}"#).unwrap();
         assert!(change_signal(&bad_time).is_err());
+        for far in [r#"-9000000000000000"#, r#""-9000000000000000""#] {
+            let e: ChangeEvent =
+                serde_json::from_str(&format!(r#"{{"kind":"flag","service":"a","time":{far}}}"#))
+                    .unwrap();
+            assert!(change_signal(&e).is_err(), "{far}: RFC 3339 could not write it");
+        }
         let future: ChangeEvent =
             serde_json::from_str(r#"{"kind":"flag","service":"a","time":"2999-01-01T00:00:00Z"}"#)
                 .unwrap();

@@ -414,6 +414,12 @@ async fn write<S: crate::mlflow::MlflowStore>(
             out.first_invalid.unwrap_or_default()
         ));
     }
+    if out.out_of_range_samples > 0 {
+        problems.push(format!(
+            "{} samples dropped: timestamp outside years 0000 to 9999",
+            out.out_of_range_samples
+        ));
+    }
     if out.refused_series > 0 {
         problems.push(format!(
             "{} new series refused: limit of {} active series reached (limits.max_active_series)",
