@@ -794,6 +794,7 @@ fn incidents_reach_a_real_alertmanager_as_alerts_that_stay_firing_until_resolved
     let config = format!(
         "[incidents]\ntick = \"200ms\"\n\
          [notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 2\nbackoff = \"50ms\"\ntimeout = \"5s\"\n\
+         external_url = \"https://auspex.example.com\"\n\
          [[notify.targets]]\nkind = \"alertmanager\"\nurl = \"http://{am}/api/v2/alerts\"\nresend = \"1s\"\n"
     );
     let (_peer, addr) = common::start(&data, &config, &[]);
@@ -815,6 +816,8 @@ fn incidents_reach_a_real_alertmanager_as_alerts_that_stay_firing_until_resolved
     assert_eq!(labels["alertname"], "AuspexIncident");
     assert_eq!(labels["severity"], inc["severity"], "{mine:#?}");
     assert_eq!(mine[0]["annotations"]["summary"], inc["title"], "{mine:#?}");
+    let link = format!("https://auspex.example.com/ui/incidents/{id}");
+    assert_eq!(mine[0]["generatorURL"], link.as_str(), "links to the incident's page");
     assert_eq!(mine[0]["status"]["state"], "active", "{mine:#?}");
     let from_am = |status: &str| {
         let got = got.lock().unwrap();

@@ -66,6 +66,7 @@
 //!
 //! [notify]
 //! allow = ["http://127.0.0.1:*/"] # URL prefixes a target may use (port `*`: any)
+//! external_url = ""               # this server as people reach it: notifications link to <it>/ui/incidents/<id>
 //! retries = 3                     # after the first attempt, with doubling backoff
 //! backoff = "1s"
 //! timeout = "10s"
@@ -247,6 +248,9 @@ impl IncidentsCfg {
 pub struct NotifyCfg {
     /// URL prefixes targets may use; a port of `*` matches any port.
     pub allow: Vec<String>,
+    /// This server's base URL as the people notified reach it (e.g.
+    /// `https://auspex.example.com`); when set, notifications link to the incident's page.
+    pub external_url: String,
     /// Retries after the first attempt.
     pub retries: u32,
     /// First backoff (doubles each retry).
@@ -275,6 +279,7 @@ impl Default for NotifyCfg {
             backoff: Duration::from_secs(1),
             timeout: Duration::from_secs(10),
             max_pending: 1000,
+            external_url: String::new(),
             max_silences: 1000,
             silence_retention: Duration::from_secs(5 * 86_400),
             targets: Vec::new(),
@@ -701,6 +706,13 @@ impl Config {
         }
         if self.notify.max_pending == 0 {
             return bad("notify.max_pending", "must be at least 1");
+        }
+        let ext = &self.notify.external_url;
+        if !(ext.is_empty() || ext.starts_with("http://") || ext.starts_with("https://")) {
+            return bad(
+                "notify.external_url",
+                &format!("{ext:?} must start with http:// or https://"),
+            );
         }
         for a in &self.notify.allow {
             if !(a.starts_with("http://") || a.starts_with("https://")) {

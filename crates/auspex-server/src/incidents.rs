@@ -577,7 +577,9 @@ pub(crate) fn resend_alertmanager<S: MlflowStore>(app: &Arc<App<S>>) {
                             .filter(|i| notify::wants(t, Event::Opened, i))
                             .flat_map(|i| {
                                 let cause = causes.get(&i.id).map(String::as_str);
-                                notify::alertmanager_alerts(t, None, i, cause, now)
+                                let link = notify::incident_link(&app.cfg.notify, i);
+                                let about = (cause, link.as_deref());
+                                notify::alertmanager_alerts(t, None, i, about, now)
                             })
                             .collect();
                         (k, alerts)

@@ -140,6 +140,12 @@ fn text(event: Event, inc: &Incident, causes: &[Candidate]) -> String {
     t
 }
 
+/// The incident's page under `[notify] external_url`, if that is set.
+pub fn incident_link(cfg: &NotifyCfg, inc: &Incident) -> Option<String> {
+    let base = cfg.external_url.trim_end_matches('/');
+    (!base.is_empty()).then(|| format!("{base}/ui/incidents/{}", inc.id))
+}
+
 /// The name of the alert an incident becomes in Alertmanager.
 pub const ALERTNAME: &str = "AuspexIncident";
 
@@ -149,12 +155,12 @@ pub const ALERTNAME: &str = "AuspexIncident";
 /// while the incident is active and ends on its own if Auspex stops), or ending when the
 /// incident resolved. A severity change makes a new alert in Alertmanager, so on `escalated`
 /// and `resolved` the lower severities' alerts are ended too. `cause` is the likely root
-/// cause, an annotation.
+/// cause, an annotation; `link`, the incident's page, is the `generatorURL`.
 pub fn alertmanager_alerts(
     t: &NotifyTarget,
     event: Option<Event>,
     inc: &Incident,
-    cause: Option<&str>,
+    (cause, link): (Option<&str>, Option<&str>),
     now: i64,
 ) -> Vec<Value> {
     use auspex_core::time::format_rfc3339 as rfc;
@@ -173,12 +179,16 @@ pub fn alertmanager_alerts(
         notes["likely_cause"] = json!(c);
     }
     let alert = |sev: Severity, ends: i64| {
-        json!({
+        let mut a = json!({
             "labels": {"alertname": ALERTNAME, "incident": inc.id.to_string(), "severity": sev.as_str()},
             "annotations": notes,
             "startsAt": rfc(inc.opened),
             "endsAt": rfc(ends.max(inc.opened)),
-        })
+        });
+        if let Some(l) = link {
+            a["generatorURL"] = json!(l);
+        }
+        a
     };
     let resolved =
         event == Some(Event::Resolved) || inc.status == auspex_incidents::Status::Resolved;
@@ -197,17 +207,30 @@ pub fn alertmanager_alerts(
     out
 }
 
-/// The body for a target.
-pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident, causes: &[Candidate]) -> Value {
+/// The body for a target; `link` is the incident's page ([`incident_link`]).
+pub fn payload(
+    t: &NotifyTarget,
+    event: Event,
+    inc: &Incident,
+    causes: &[Candidate],
+    link: Option<&str>,
+) -> Value {
     match t.kind.as_str() {
-        "slack" => json!({"text": text(event, inc, causes)}),
+        "slack" => {
+            let mut text = text(event, inc, causes);
+            if let Some(l) = link {
+                text.push_str(&format!(" <{l}|Open in Auspex>"));
+            }
+            json!({"text": text})
+        }
         "alertmanager" => {
             let cause = causes.first().map(|c| c.explanation.as_str());
-            Value::Array(alertmanager_alerts(t, Some(event), inc, cause, crate::http::now_ms()))
+            let now = crate::http::now_ms();
+            Value::Array(alertmanager_alerts(t, Some(event), inc, (cause, link), now))
         }
         "pagerduty" => {
             let action = if event == Event::Resolved { "resolve" } else { "trigger" };
-            json!({
+            let mut body = json!({
                 "routing_key": t.routing_key,
                 "event_action": action,
                 "dedup_key": inc.id.to_string(),
@@ -224,14 +247,22 @@ pub fn payload(t: &NotifyTarget, event: Event, inc: &Incident, causes: &[Candida
                         "likely_causes": causes.iter().map(|c| &c.explanation).collect::<Vec<_>>(),
                     },
                 },
-            })
+            });
+            if let Some(l) = link {
+                body["links"] = json!([{"href": l, "text": "Open in Auspex"}]);
+            }
+            body
         }
         _ => {
             let mut inc = serde_json::to_value(inc).unwrap_or(Value::Null);
             if let Some(o) = inc.as_object_mut() {
                 o.remove("timeline");
             }
-            json!({"version": "1", "event": event.as_str(), "incident": inc, "root_causes": causes})
+            let mut body = json!({"version": "1", "event": event.as_str(), "incident": inc, "root_causes": causes});
+            if let Some(l) = link {
+                body["url"] = json!(l);
+            }
+            body
         }
     }
 }
@@ -294,7 +325,9 @@ pub async fn deliver(
     if !allowed(&cfg.allow, &t.url) {
         return Err(format!("{} is not in notify.allow", t.url));
     }
-    let body = serde_json::to_vec(&payload(t, event, inc, causes)).map_err(|e| e.to_string())?;
+    let link = incident_link(cfg, inc);
+    let body = serde_json::to_vec(&payload(t, event, inc, causes, link.as_deref()))
+        .map_err(|e| e.to_string())?;
     let sig = (t.kind == "webhook" && !t.secret.is_empty()).then(|| signature(&t.secret, &body));
     let mut wait = cfg.backoff;
     let mut last = String::new();
@@ -374,7 +407,13 @@ mod tests {
         let mut inc = incident("db", 1.0);
         let now = 600_000;
         let sev = |a: &Value| a["labels"]["severity"].as_str().unwrap().to_string();
-        let opened = alertmanager_alerts(t, Some(Event::Opened), &inc, Some("db is slow"), now);
+        let opened = alertmanager_alerts(
+            t,
+            Some(Event::Opened),
+            &inc,
+            (Some("db is slow"), Some("http://x/ui/incidents/1")),
+            now,
+        );
         assert_eq!(opened.len(), 1, "{opened:#?}");
         let a = &opened[0];
         assert_eq!(a["labels"]["alertname"], "AuspexIncident");
@@ -384,15 +423,16 @@ mod tests {
             ("critical", Some("db is slow"))
         );
         assert_eq!(a["startsAt"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(a["generatorURL"], "http://x/ui/incidents/1");
         assert_eq!(a["endsAt"], "1970-01-01T00:12:00.000Z", "now + 4 x 30 s");
         // Resent (no event): the same alert, its end pushed on.
-        let again = alertmanager_alerts(t, None, &inc, None, now + 30_000);
+        let again = alertmanager_alerts(t, None, &inc, (None, None), now + 30_000);
         assert_eq!(
             (again.len(), again[0]["endsAt"].as_str()),
             (1, Some("1970-01-01T00:12:30.000Z"))
         );
         // Escalated to critical: the info and warning alerts end now.
-        let esc = alertmanager_alerts(t, Some(Event::Escalated), &inc, None, now);
+        let esc = alertmanager_alerts(t, Some(Event::Escalated), &inc, (None, None), now);
         let ended: Vec<(String, &str)> =
             esc[1..].iter().map(|a| (sev(a), a["endsAt"].as_str().unwrap())).collect();
         let at = "1970-01-01T00:10:00.000Z";
@@ -400,7 +440,7 @@ mod tests {
         // Resolved: it ends when the incident resolved.
         inc.status = auspex_incidents::Status::Resolved;
         inc.resolved = Some(420_000);
-        let res = alertmanager_alerts(t, Some(Event::Resolved), &inc, None, now);
+        let res = alertmanager_alerts(t, Some(Event::Resolved), &inc, (None, None), now);
         assert_eq!(res[0]["endsAt"], "1970-01-01T00:07:00.000Z");
         assert_eq!(res.len(), 3, "lower severities end too (one may have been missed)");
         // events does not apply; resend has a floor.
@@ -476,13 +516,40 @@ mod tests {
         )
         .unwrap();
         let target = |kind: &str| cfg.notify.targets.iter().find(|t| t.kind == kind).unwrap();
-        let slack = payload(target("slack"), Event::Opened, inc, &[]);
+        let slack = payload(target("slack"), Event::Opened, inc, &[], None);
         let text = slack["text"].as_str().unwrap();
         assert!(text.contains("service-with-a-rather-long-name-009, +290 more"), "{text}");
         assert!(!text.contains("name-010"), "{text}");
-        let pd = payload(target("pagerduty"), Event::Opened, inc, &[]);
+        let pd = payload(target("pagerduty"), Event::Opened, inc, &[], None);
         let summary = pd["payload"]["summary"].as_str().unwrap();
         assert!(summary.chars().count() <= PAGERDUTY_SUMMARY_CHARS, "{}", summary.len());
+    }
+
+    #[test]
+    fn notifications_link_to_the_incident_page_when_external_url_is_set() {
+        let cfg = crate::config::Config::parse(
+            "[notify]\nallow = [\"http://127.0.0.1:*/\"]\nexternal_url = \"https://auspex.example.com/\"\n\
+             [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/w\"\n\
+             [[notify.targets]]\nkind = \"slack\"\nurl = \"http://127.0.0.1:1/s\"\n\
+             [[notify.targets]]\nkind = \"pagerduty\"\nurl = \"http://127.0.0.1:1/p\"\nrouting_key = \"k\"\n",
+        )
+        .unwrap();
+        let inc = incident("db", 1.0);
+        let link = incident_link(&cfg.notify, &inc).unwrap();
+        assert_eq!(link, format!("https://auspex.example.com/ui/incidents/{}", inc.id));
+        let [hook, slack, pd] = [0, 1, 2]
+            .map(|i| payload(&cfg.notify.targets[i], Event::Opened, &inc, &[], Some(&link)));
+        assert_eq!(hook["url"], link.as_str());
+        assert!(slack["text"].as_str().unwrap().ends_with(&format!(" <{link}|Open in Auspex>")));
+        assert_eq!(pd["links"][0]["href"], link.as_str());
+        // Unset: no link anywhere.
+        let plain = crate::config::Config::default();
+        assert_eq!(incident_link(&plain.notify, &inc), None);
+        let hook = payload(&cfg.notify.targets[0], Event::Opened, &inc, &[], None);
+        assert!(hook.get("url").is_none() && !hook.to_string().contains("example.com"));
+        let e =
+            crate::config::Config::parse("[notify]\nexternal_url = \"auspex:9797\"").unwrap_err();
+        assert!(e.0.contains("notify.external_url"), "{e}");
     }
 
     #[test]
@@ -543,7 +610,7 @@ mod resend_cost {
             let alerts: Vec<Value> = active
                 .iter()
                 .filter(|i| wants(&t, Event::Opened, i))
-                .flat_map(|i| alertmanager_alerts(&t, None, i, Some("cause"), 1))
+                .flat_map(|i| alertmanager_alerts(&t, None, i, (Some("cause"), None), 1))
                 .collect();
             let bytes: usize =
                 alerts.chunks(256).map(|ch| serde_json::to_vec(ch).unwrap().len()).sum();
