@@ -6,7 +6,8 @@ headers, a request line and then one header byte every --every seconds (never fi
 headers); with --mode body, complete headers announcing a 1 MB body to PATH and then one body
 byte every --every seconds. A connection the server closes is opened again at once, so the
 pressure stays. Meanwhile a probe sends `GET /health` on a fresh connection every --probe-every
-seconds and times its answer (giving up after --give-up seconds). Prints each probe's wait,
+seconds and times its answer (giving up after --give-up seconds), from --probe-from (another
+loopback address, say 127.0.0.2, to stand for another client). Prints each probe's wait,
 the median, and how often the server cut a slow client off, then closes everything.
 
     python3 scripts/slowloris.py --port 9797 --connections 150 --seconds 180
@@ -56,7 +57,8 @@ def slow_client(a, stop, cut):
 def probe(a):
     t0 = time.time()
     try:
-        s = socket.create_connection(("127.0.0.1", a.port), timeout=a.give_up)
+        src = (a.probe_from, 0) if a.probe_from else None
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=a.give_up, source_address=src)
         s.settimeout(max(0.1, a.give_up - (time.time() - t0)))
         s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         got = s.recv(64)
@@ -78,6 +80,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=180.0, help="how long to keep it up")
     ap.add_argument("--probe-every", type=float, default=10.0)
     ap.add_argument("--give-up", type=float, default=150.0, help="a probe's longest wait")
+    ap.add_argument("--probe-from", default="", help="the probe's source address, e.g. 127.0.0.2")
     a = ap.parse_args()
     if a.connections < 1 or a.every <= 0 or a.seconds <= 0:
         raise SystemExit("error: --connections, --every and --seconds must be positive")

@@ -535,6 +535,41 @@ fn connections_are_limited_and_idle_ones_closed() {
     assert_eq!(gauge(server.addr, "auspex_http_connections_idle_closed_total"), 1.0);
 }
 
+/// One address holds at most `limits.max_connections_per_address` connections: one more is
+/// answered 429 and closed at once (not left waiting), and counted; once one of its
+/// connections closes, the address is served again.
+#[test]
+fn one_address_cannot_take_every_connection() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    let data = temp_dir("conns-per-address");
+    let cfg = "[limits]\nmax_connections = 10\nmax_connections_per_address = 2\n";
+    let server = start_server(&data, cfg);
+    let a = server.addr;
+    let idle = TcpStream::connect(a).unwrap();
+    let mut second = TcpStream::connect(a).unwrap();
+    assert_eq!(get_on(&mut second, "/health").unwrap(), "HTTP/1.1 200 OK");
+    let mut third = TcpStream::connect(a).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = String::new();
+    let _ = third.read_to_string(&mut got); // until the server closes it
+    assert!(got.starts_with("HTTP/1.1 429"), "{got:?}");
+    assert!(got.contains("limits.max_connections_per_address"), "{got:?}");
+    // Once one of its connections closes (the server sees it a moment later), the address is
+    // served again.
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        match http_get(a, "/metrics") {
+            Ok((200, text)) => break text,
+            other => assert!(Instant::now() < deadline, "never served again: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(metric(&metrics, "auspex_http_connections_over_address_limit_total") >= 1.0);
+    drop(idle);
+}
+
 /// Reads from `conn` until the server closes it or `within` passes, sending one more byte of
 /// `trickle` every 200 ms meanwhile. What was read, and whether the server closed.
 fn trickle(conn: &mut std::net::TcpStream, trickle: &[u8], within: Duration) -> (String, bool) {

@@ -9,6 +9,8 @@
 //! max_inflight_writes = 64        # concurrent write requests; beyond: 503 + Retry-After
 //! max_inflight_body_bytes = 268435456  # request bodies held at once, every route; beyond: 503 + Retry-After
 //! max_connections = 1024          # open at once; accepting waits beyond (each buffers ≤ ~0.5 MiB)
+//! max_connections_per_address = 256  # from one address; one beyond is closed at once (raise it
+//!                                 #   behind a proxy that opens more than this to the server)
 //! connection_idle_timeout = "2m"  # closed after this long with no byte either way
 //! header_read_timeout = "1m"      # a request's headers, from when the server is ready for them
 //! request_body_timeout = "30s"    # a body's grace: it must arrive within this + 1 s per
@@ -393,6 +395,8 @@ pub struct Limits {
     pub max_inflight_body_bytes: usize,
     /// Most connections open at once; accepting waits beyond.
     pub max_connections: usize,
+    /// Most connections open at once from one address; one beyond is closed at once.
+    pub max_connections_per_address: usize,
     /// A connection with no byte read or written for this long, while waiting to read, is
     /// closed.
     #[serde(with = "dur")]
@@ -426,6 +430,7 @@ impl Default for Limits {
             max_inflight_writes: 64,
             max_inflight_body_bytes: 256 << 20,
             max_connections: 1024,
+            max_connections_per_address: 256,
             connection_idle_timeout: Duration::from_secs(120),
             header_read_timeout: Duration::from_secs(60),
             request_body_timeout: Duration::from_secs(30),
@@ -620,6 +625,9 @@ impl Config {
         }
         if l.max_inflight_writes == 0 {
             return bad("limits.max_inflight_writes", "must be at least 1");
+        }
+        if l.max_connections_per_address == 0 {
+            return bad("limits.max_connections_per_address", "must be at least 1");
         }
         if l.max_connections == 0 {
             return bad("limits.max_connections", "must be at least 1");

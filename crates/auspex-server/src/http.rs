@@ -558,11 +558,16 @@ async fn metrics<S: Store>(State(app): State<Arc<App<S>>>) -> Response {
          auspex_http_header_timeouts_total {}\n\
          # HELP auspex_http_slow_bodies_total Requests answered 408: the body fell behind \
          limits.request_body_min_rate.\n\
-         # TYPE auspex_http_slow_bodies_total counter\nauspex_http_slow_bodies_total {}\n",
+         # TYPE auspex_http_slow_bodies_total counter\nauspex_http_slow_bodies_total {}\n\
+         # HELP auspex_http_connections_over_address_limit_total Connections closed at once: \
+         their address held limits.max_connections_per_address.\n\
+         # TYPE auspex_http_connections_over_address_limit_total counter\n\
+         auspex_http_connections_over_address_limit_total {}\n",
         c.open(),
         c.idle_closed.load(Relaxed),
         c.header_timeouts.load(Relaxed),
         c.slow_bodies.load(Relaxed),
+        c.over_address_limit.load(Relaxed),
     ));
     if let Some(a) = &app.artifacts {
         a.render_metrics(&mut extra);

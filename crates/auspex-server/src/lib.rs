@@ -128,7 +128,10 @@ pub async fn serve_with<S: MlflowStore>(
         artifacts,
         inflight: Semaphore::new(cfg.limits.max_inflight_writes),
         bodies: Semaphore::new(cfg.limits.max_inflight_body_bytes.div_ceil(1024)),
-        connections: listener::Connections::new(cfg.limits.max_connections),
+        connections: listener::Connections::new(
+            cfg.limits.max_connections,
+            cfg.limits.max_connections_per_address,
+        ),
         cfg,
         paused_until: AtomicI64::new(0),
         pending: std::sync::Mutex::new(Vec::new()),

@@ -5,12 +5,16 @@
 //! that has not sent a request's complete headers within `limits.header_read_timeout` of the
 //! server being ready for them (slow headers, and keep-alive connections idle that long). The
 //! HTTP server buffers up to a few hundred KiB per connection, so this is what bounds that
-//! memory, and a client that trickles bytes cannot hold a slot for long.
+//! memory, and a client that trickles bytes cannot hold a slot for long. One address holds at
+//! most `limits.max_connections_per_address` of them: a connection beyond it is closed at
+//! once (and counted), so one client cannot take every slot from the others.
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,11 +34,16 @@ pub struct Connections {
     pub header_timeouts: AtomicU64,
     /// Requests answered 408 for a body slower than `limits.request_body_min_rate`.
     pub slow_bodies: AtomicU64,
+    /// Connections closed at once: their address already held `per_address`.
+    pub over_address_limit: AtomicU64,
+    /// Open connections by remote address (only addresses with one open).
+    by_address: Mutex<HashMap<IpAddr, usize>>,
+    per_address: usize,
 }
 
 impl Connections {
-    /// Room for `max` connections at once.
-    pub fn new(max: usize) -> Arc<Self> {
+    /// Room for `max` connections at once, at most `per_address` from one address.
+    pub fn new(max: usize, per_address: usize) -> Arc<Self> {
         let max = max.clamp(1, Semaphore::MAX_PERMITS);
         Arc::new(Self {
             slots: Arc::new(Semaphore::new(max)),
@@ -42,6 +51,9 @@ impl Connections {
             idle_closed: AtomicU64::new(0),
             header_timeouts: AtomicU64::new(0),
             slow_bodies: AtomicU64::new(0),
+            over_address_limit: AtomicU64::new(0),
+            by_address: Mutex::new(HashMap::new()),
+            per_address: per_address.max(1),
         })
     }
 
@@ -49,7 +61,35 @@ impl Connections {
     pub fn open(&self) -> usize {
         self.max - self.slots.available_permits()
     }
+
+    /// Counts a connection from `ip` in, unless `ip` holds `per_address` already.
+    fn admit(&self, ip: IpAddr) -> bool {
+        let mut m = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.per_address {
+            self.over_address_limit.fetch_add(1, Relaxed);
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Counts a connection from `ip` out.
+    fn leave(&self, ip: IpAddr) {
+        let mut m = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
 }
+
+/// The answer to a connection over its address's share, before it is closed.
+const TOO_MANY: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\n\
+content-type: text/plain; charset=utf-8\r\ncontent-length: 74\r\nconnection: close\r\n\r\n\
+too many connections from this address (limits.max_connections_per_address)";
 
 /// A [`TcpListener`] that holds to the limits above.
 #[derive(Debug)]
@@ -73,9 +113,15 @@ impl Limited {
         };
         loop {
             match self.inner.accept().await {
-                Ok((io, _)) => {
+                // Over its address's share: told so if its buffer takes it (never waited
+                // for), and closed at once; the slot is kept for the next.
+                Ok((io, peer)) if !self.conns.admit(peer.ip()) => {
+                    let _ = io.try_write(TOO_MANY);
+                }
+                Ok((io, peer)) => {
                     let conns = self.conns.clone();
-                    return Conn { io, _slot: slot, idle: self.idle, timer: None, conns };
+                    let ip = peer.ip();
+                    return Conn { io, _slot: slot, idle: self.idle, timer: None, conns, ip };
                 }
                 // The peer gave up before we accepted: take the next.
                 Err(e) if is_connection_error(&e) => {}
@@ -141,6 +187,13 @@ pub struct Conn {
     /// Started when a read found nothing; cleared by a byte read, restarted by one written.
     timer: Option<Pin<Box<Sleep>>>,
     conns: Arc<Connections>,
+    ip: IpAddr,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.conns.leave(self.ip);
+    }
 }
 
 impl AsyncRead for Conn {
@@ -214,5 +267,27 @@ impl AsyncWrite for Conn {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_address_has_its_own_share() {
+        let c = Connections::new(10, 2);
+        let (a, b): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        assert!(c.admit(a) && c.admit(a));
+        assert!(!c.admit(a), "a's share is full");
+        assert!(c.admit(b), "b is not held back by a");
+        c.leave(a);
+        assert!(c.admit(a), "a is admitted again once one of its connections left");
+        assert_eq!(c.over_address_limit.load(Relaxed), 1);
+        for _ in 0..2 {
+            c.leave(a);
+        }
+        c.leave(b);
+        assert!(c.by_address.lock().unwrap().is_empty(), "no address kept once it has none open");
     }
 }
