@@ -48,6 +48,8 @@ enum Command {
     /// Silences: mute the notifications of incidents during maintenance or while a known
     /// problem is worked on. Incidents still open and group as usual; what a silence held back
     /// is sent when it ends, if the incident is still active.
+    ///
+    /// The same in a browser: http://127.0.0.1:9797/ui/silences.
     #[command(subcommand)]
     Silences(SilencesCommand),
 }

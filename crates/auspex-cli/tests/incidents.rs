@@ -678,7 +678,7 @@ fn silences_hold_back_notifications_until_they_end() {
         addr,
         &["silences", "add", "--match", "service=~checkout|cart", "--match", "severity!=critical"]
             .into_iter()
-            .chain(["--duration", "1h", "--comment", "db upgrade", "--by", "ana", "--json"])
+            .chain(["--duration", "1h", "--comment", "db <upgrade>", "--by", "ana", "--json"])
             .collect::<Vec<_>>(),
     );
     assert!(ok, "{out}{err}");
@@ -727,7 +727,12 @@ fn silences_hold_back_notifications_until_they_end() {
     let (ok, out, err) = cli(addr, &["incidents", "show", &checkout]);
     assert!(ok && out.contains("notifications held back by a silence: opened"), "{out}{err}");
     let (_, _, html) = page(addr, &format!("/ui/incidents/{checkout}"));
-    assert!(html.contains("notifications held back by a silence: opened"), "{html}");
+    assert!(html.contains("held back by a <a href=\"/ui/silences\">silence</a>: opened"), "{html}");
+    let (code, _, html) = page(addr, "/ui/silences");
+    assert_eq!(code, 200, "{html}");
+    assert!(html.contains(&sid) && html.contains("<td class=\"active\">active</td>"), "{html}");
+    assert!(html.contains("db &lt;upgrade&gt;") && !html.contains("<upgrade>"), "escaped: {html}");
+    assert_eq!(page(addr, "/ui/silences?state=bogus").0, 400);
     let (_, _, metrics) = page(addr, "/metrics");
     assert!(metrics.contains("auspex_notifications_total{outcome=\"silenced\"} 3"), "{metrics}");
     assert!(metrics.contains("auspex_silences{state=\"active\"} 1"), "{metrics}");

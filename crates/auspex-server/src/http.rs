@@ -131,6 +131,7 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/ui", get(|| async { axum::response::Redirect::to("/ui/incidents") }))
         .route("/ui/incidents", get(crate::ui::incidents_page::<S>))
         .route("/ui/incidents/{id}", get(crate::ui::incident_page::<S>))
+        .route("/ui/silences", get(crate::ui::silences_page::<S>))
         .route("/auspex/v1/series", get(series::<S>))
         .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))
         .route("/metrics", get(metrics::<S>))

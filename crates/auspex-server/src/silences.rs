@@ -153,11 +153,12 @@ pub struct ListQuery {
     state: Option<String>,
 }
 
-/// `GET /auspex/v1/silences`: newest end last.
-pub async fn list<S: MlflowStore>(
-    Axum(app): Axum<Arc<App<S>>>,
-    Query(q): Query<ListQuery>,
-) -> Response {
+/// The silences `q` asks for at `now`, soonest end first; or why `q` is wrong.
+pub(crate) fn listed<S: MlflowStore>(
+    app: &App<S>,
+    q: &ListQuery,
+    now: i64,
+) -> Result<Vec<Silence>, String> {
     let want: &[State] = match q.state.as_deref().unwrap_or("current") {
         "current" | "" => &[State::Active, State::Pending],
         "active" => &[State::Active],
@@ -165,19 +166,31 @@ pub async fn list<S: MlflowStore>(
         "expired" => &[State::Expired],
         "all" => &[State::Active, State::Pending, State::Expired],
         other => {
-            let why = format!("state {other:?}: use current, active, pending, expired or all");
-            return reply(StatusCode::BAD_REQUEST, why);
+            return Err(format!("state {other:?}: use current, active, pending, expired or all"));
         }
     };
-    let now = now_ms();
     let mut v: Vec<Silence> = lock(&app.incidents.silences)
         .iter()
         .filter(|s| want.contains(&s.state(now)))
         .cloned()
         .collect();
     v.sort_by(|a, b| (a.ends, &a.id).cmp(&(b.ends, &b.id)));
-    let v: Vec<Value> = v.iter().map(|s| shown(s, now)).collect();
-    axum::Json(json!({"silences": v})).into_response()
+    Ok(v)
+}
+
+/// `GET /auspex/v1/silences`: soonest end first.
+pub async fn list<S: MlflowStore>(
+    Axum(app): Axum<Arc<App<S>>>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let now = now_ms();
+    match listed(&app, &q, now) {
+        Ok(v) => {
+            let v: Vec<Value> = v.iter().map(|s| shown(s, now)).collect();
+            axum::Json(json!({"silences": v})).into_response()
+        }
+        Err(why) => reply(StatusCode::BAD_REQUEST, why),
+    }
 }
 
 /// `GET /auspex/v1/silences/{id}`.

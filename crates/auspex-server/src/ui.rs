@@ -4,11 +4,12 @@
 //! |---|---|
 //! | `GET /ui/incidents?status=open` | the incidents, newest first (refreshes every 30 s) |
 //! | `GET /ui/incidents/{id}` | one incident: its signals on a time axis with the change events around it, the likely root causes, and its timeline |
+//! | `GET /ui/silences?state=current` | the silences (`current`: active and pending), soonest end first |
 //!
 //! Server-rendered HTML with inline SVG and no scripts; every value from outside (labels,
 //! titles, descriptions) is escaped, and the pages are served with a Content-Security-Policy
-//! that allows no scripts at all. Actions (ack, resolve, merge, split) stay with the API and
-//! `auspex incidents`.
+//! that allows no scripts at all. Actions (ack, resolve, merge, split; making and
+//! expiring silences) stay with the API, `auspex incidents` and `auspex silences`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -40,7 +41,8 @@ fn page(code: StatusCode, title: &str, body: &str, refresh: bool) -> Response {
     let meta = if refresh { "<meta http-equiv=\"refresh\" content=\"30\">" } else { "" };
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{meta}<title>{} · Auspex</title>\
-         <style>{STYLE}</style></head><body><header><a href=\"/ui/incidents\">Auspex incidents</a></header>\
+         <style>{STYLE}</style></head><body><header><a href=\"/ui/incidents\">Auspex incidents</a>\
+         <a href=\"/ui/silences\">Silences</a></header>\
          <main>{body}</main></body></html>\n",
         escape(title)
     );
@@ -59,11 +61,11 @@ fn page(code: StatusCode, title: &str, body: &str, refresh: bool) -> Response {
 }
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222}\
-header{background:#1f2933;padding:8px 16px}header a{color:#fff;text-decoration:none;font-weight:600}\
+header{background:#1f2933;padding:8px 16px}header a{color:#fff;text-decoration:none;font-weight:600;margin-right:16px}\
 main{padding:12px 16px}table{border-collapse:collapse;margin:8px 0}\
 td,th{padding:3px 8px;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}\
 th{background:#f5f7fa}.open{color:#c62828;font-weight:600}.acknowledged{color:#b26a00}\
-.resolved{color:#2e7d32}.critical{color:#c62828;font-weight:600}.warning{color:#b26a00}\
+.resolved{color:#2e7d32}.active{color:#b26a00;font-weight:600}.pending{color:#3e4c59}.expired{color:#7b8794}.critical{color:#c62828;font-weight:600}.warning{color:#b26a00}\
 code{font-size:12px}nav a{margin-right:12px}.muted{color:#7b8794}";
 
 fn error_page(code: StatusCode, msg: &str) -> Response {
@@ -124,6 +126,52 @@ fn incident_table(list: &[Incident]) -> String {
     b
 }
 
+/// `GET /ui/silences`.
+pub async fn silences_page<S: MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    Query(q): Query<crate::silences::ListQuery>,
+) -> Response {
+    let now = now_ms();
+    let list = match crate::silences::listed(&app, &q, now) {
+        Ok(v) => v,
+        Err(msg) => return error_page(StatusCode::BAD_REQUEST, &msg),
+    };
+    let mut b = String::from("<h1>Silences</h1><nav>");
+    for s in ["current", "active", "pending", "expired", "all"] {
+        let _ = write!(b, "<a href=\"/ui/silences?state={s}\">{s}</a>");
+    }
+    b.push_str("</nav>");
+    if list.is_empty() {
+        b.push_str("<p class=\"muted\">No silences.</p>");
+    } else {
+        b.push_str(
+            "<table><tr><th>id</th><th>state</th><th>starts (UTC)</th><th>ends (UTC)</th>\
+             <th>by</th><th>matchers</th><th>comment</th></tr>",
+        );
+        for s in &list {
+            let matchers: Vec<String> = s.matchers.iter().map(ToString::to_string).collect();
+            let _ = write!(
+                b,
+                "<tr><td><code>{id}</code></td><td class=\"{st}\">{st}</td><td>{starts}</td>\
+                 <td>{ends}</td><td>{by}</td><td><code>{m}</code></td><td>{comment}</td></tr>",
+                id = escape(&s.id),
+                st = s.state(now).as_str(),
+                starts = when(s.starts),
+                ends = when(s.ends),
+                by = escape(&s.created_by),
+                m = escape(&matchers.join(" ")),
+                comment = escape(&clip(&s.comment, 300)),
+            );
+        }
+        b.push_str("</table>");
+    }
+    b.push_str(
+        "<p class=\"muted\">An incident sends no notification while every one of its signals \
+         matches an active silence. Make and end them with <code>auspex silences</code>.</p>",
+    );
+    page(StatusCode::OK, "Silences", &b, true)
+}
+
 /// `GET /ui/incidents/{id}`.
 pub async fn incident_page<S: MlflowStore>(
     State(app): State<Arc<App<S>>>,
@@ -166,7 +214,7 @@ pub async fn incident_page<S: MlflowStore>(
     if !inc.withheld.is_empty() {
         let _ = write!(
             b,
-            "<p class=\"muted\">notifications held back by a silence: {}</p>",
+            "<p class=\"muted\">notifications held back by a <a href=\"/ui/silences\">silence</a>: {}</p>",
             escape(&inc.withheld.join(", "))
         );
     }
