@@ -849,7 +849,10 @@ fn incidents_reach_a_real_alertmanager_as_alerts_that_stay_firing_until_resolved
         mine.len() == 1 && mine[0]["labels"]["severity"] == "critical"
     });
 
-    // Each alert is valid for 4 x resend (4 s); resent every second, it outlives that.
+    // Each alert is valid for 4 x resend (4 s); resent every second, it outlives that, even
+    // under a silence made now: Alertmanager was told, and must not hear a false end.
+    let body = r#"{"matchers": ["service=worker"], "duration": "1h", "comment": "known"}"#;
+    assert_eq!(post(addr, "/auspex/v1/silences", body).0, 201);
     std::thread::sleep(Duration::from_secs(6));
     let mine = am_alerts();
     assert_eq!(mine.len(), 1, "still firing: {mine:#?}");

@@ -497,6 +497,11 @@ pub(crate) async fn release_withheld<S: MlflowStore>(app: &Arc<App<S>>) {
     }
 }
 
+/// Whether receivers were told of `inc`: no silence holds back its opening.
+pub(crate) fn announced(inc: &Incident) -> bool {
+    !inc.withheld.iter().any(|w| matches!(w.as_str(), "opened" | "reopened"))
+}
+
 /// Copies of the active incidents, without their timelines (members are shared `Arc`s).
 pub(crate) fn active_copies(c: &mut Correlator) -> Vec<Incident> {
     let ids: Vec<IncidentId> =
@@ -516,7 +521,9 @@ pub(crate) fn active_copies(c: &mut Correlator) -> Vec<Incident> {
 const ALERTMANAGER_BATCH: usize = 256;
 
 /// Sends again, to each `alertmanager` target whose `resend` is due, the alerts of the active
-/// incidents in memory it wants (not those a silence covers), so they stay firing there;
+/// incidents in memory it wants, so they stay firing there; not those whose opening a silence
+/// held back (Alertmanager never heard of them), but those it did hear of even while a silence
+/// now covers them (stopping would end the alert there, a false "resolved");
 /// batched, not retried (the next round is). Runs in a task of its own, one at a time, so a
 /// slow Alertmanager never holds up the tick. Run by the tick.
 pub(crate) fn resend_alertmanager<S: MlflowStore>(app: &Arc<App<S>>) {
@@ -548,11 +555,8 @@ pub(crate) fn resend_alertmanager<S: MlflowStore>(app: &Arc<App<S>>) {
         return;
     }
     // Under the lock only copies (without their timelines: members are shared `Arc`s); the
-    // silence checks and the alerts are made on a blocking thread.
-    let (active, silences) = {
-        let mut c = lock(&app.incidents.corr);
-        (active_copies(&mut c), lock(&app.incidents.silences).clone())
-    };
+    // alerts are made on a blocking thread.
+    let active = active_copies(&mut lock(&app.incidents.corr));
     let causes = {
         let mut causes = lock(&app.incidents.causes);
         let ids: std::collections::HashSet<IncidentId> = active.iter().map(|i| i.id).collect();
@@ -565,10 +569,7 @@ pub(crate) fn resend_alertmanager<S: MlflowStore>(app: &Arc<App<S>>) {
             let app = app.clone();
             move || -> Vec<(usize, Vec<serde_json::Value>)> {
                 let targets = &app.cfg.notify.targets;
-                let active: Vec<&Incident> = active
-                    .iter()
-                    .filter(|i| silence::covering(&silences, i, now).is_none())
-                    .collect();
+                let active: Vec<&Incident> = active.iter().filter(|i| announced(i)).collect();
                 due.iter()
                     .map(|&k| {
                         let t = &targets[k];
