@@ -297,10 +297,20 @@ impl Silence {
 
 /// The ids of the active silences that together cover every signal `inc` lists (each signal
 /// matched by at least one), or `None` if some signal is matched by none (or it lists none).
+/// Signals beyond those listed (`max_members`) are known only by their services: if one of
+/// the incident's services is carried by no listed signal, an unlisted signal may match no
+/// silence, so the incident is not covered (when unsure, notify).
 pub fn covering(silences: &[Silence], inc: &Incident, now: i64) -> Option<Vec<String>> {
     let active: Vec<&Silence> = silences.iter().filter(|s| s.state(now) == State::Active).collect();
     if active.is_empty() || inc.signals.is_empty() {
         return None;
+    }
+    if inc.signal_count > inc.signals.len() as u64 {
+        let values: std::collections::HashSet<&str> =
+            inc.signals.iter().flat_map(|m| m.labels.iter().map(|(_, v)| v)).collect();
+        if inc.services.iter().any(|s| !values.contains(s.as_str())) {
+            return None;
+        }
     }
     let mut ids: Vec<String> = Vec::new();
     for m in &inc.signals {
@@ -430,5 +440,19 @@ mod tests {
         );
         let ids = covering(&both, c.get(id).unwrap(), 5_000).unwrap();
         assert_eq!(ids, vec!["a".to_string(), "b".to_string()]);
+
+        // One member listed: a second service joins unlisted; a silence of db alone does not
+        // cover it (it is not known to match), a repeat of db alone does not change that.
+        let cfg = Config { max_members: 1, ..Config::default() };
+        let mut c = Correlator::new(cfg, Topology::default());
+        let id = c.observe(&sig("db", 1_000))[0].id();
+        assert_eq!(
+            covering(std::slice::from_ref(&db), c.get(id).unwrap(), 5_000).unwrap().len(),
+            1
+        );
+        c.observe(&sig("api", 1_100));
+        let inc = c.get(id).unwrap();
+        assert_eq!((inc.signals.len(), inc.signal_count), (1, 2), "api counted, not listed");
+        assert_eq!(covering(std::slice::from_ref(&db), inc, 5_000), None);
     }
 }
