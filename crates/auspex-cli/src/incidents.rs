@@ -35,7 +35,11 @@ pub fn list(a: &IncidentsListArgs) -> CmdResult {
         "ID", "STATUS", "SEVERITY", "OPENED", "SIGNALS", "SERVICES"
     ))?;
     for i in &items {
-        let flap = if i["flapping"].as_bool() == Some(true) { " (flapping)" } else { "" };
+        let mut flap =
+            if i["flapping"].as_bool() == Some(true) { " (flapping)" } else { "" }.to_string();
+        if i["withheld"].as_array().is_some_and(|w| !w.is_empty()) {
+            flap.push_str(" (silenced)");
+        }
         say(&format!(
             "{:<16}  {:<12} {:<8} {:<24} {:>7}  {:<24} {}{flap}",
             s(i, "id"),

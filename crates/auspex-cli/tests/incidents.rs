@@ -726,6 +726,13 @@ fn silences_hold_back_notifications_until_they_end() {
     assert!(v["incident"]["timeline"].to_string().contains("resolved not sent"), "{v:#}");
     let (ok, out, err) = cli(addr, &["incidents", "show", &checkout]);
     assert!(ok && out.contains("notifications held back by a silence: opened"), "{out}{err}");
+    let (ok, out, err) = cli(addr, &["incidents", "list"]);
+    let line = out.lines().find(|l| l.contains(&checkout)).unwrap_or_default();
+    assert!(ok && line.contains("(silenced)"), "{out}{err}");
+    let line = out.lines().find(|l| l.contains(&search)).unwrap_or_default();
+    assert!(!line.contains("(silenced)"), "{out}");
+    let (_, _, html) = page(addr, "/ui/incidents");
+    assert!(html.contains("open (silenced)"), "{html}");
     let (_, _, html) = page(addr, &format!("/ui/incidents/{checkout}"));
     assert!(html.contains("held back by a <a href=\"/ui/silences\">silence</a>: opened"), "{html}");
     let (code, _, html) = page(addr, "/ui/silences");

@@ -114,7 +114,12 @@ fn incident_table(list: &[Incident]) -> String {
              <td>{n}</td><td>{svc}{more}</td><td>{title}</td></tr>",
             id = i.id,
             st = i.status.as_str(),
-            flap = if i.flapping { " (flapping)" } else { "" },
+            flap = match (i.flapping, i.withheld.is_empty()) {
+                (true, true) => " (flapping)",
+                (true, false) => " (flapping, silenced)",
+                (false, false) => " (silenced)",
+                (false, true) => "",
+            },
             sev = i.severity.as_str(),
             opened = when(i.opened),
             n = i.signal_count,
