@@ -312,14 +312,16 @@ pub fn covering(silences: &[Silence], inc: &Incident, now: i64) -> Option<Vec<St
             return None;
         }
     }
-    let mut ids: Vec<String> = Vec::new();
+    // The silences found so far are tried first: signals of one incident are usually alike,
+    // so one silence covering them all costs one pass over the silences, not one per signal.
+    let mut found: Vec<&Silence> = Vec::new();
     for m in &inc.signals {
-        let s = active.iter().find(|s| s.matches(&m.labels))?;
-        if !ids.contains(&s.id) {
-            ids.push(s.id.clone());
+        if found.iter().any(|s| s.matches(&m.labels)) {
+            continue;
         }
+        found.push(active.iter().find(|s| s.matches(&m.labels))?);
     }
-    Some(ids)
+    Some(found.iter().map(|s| s.id.clone()).collect())
 }
 
 #[cfg(test)]
@@ -454,5 +456,64 @@ mod tests {
         let inc = c.get(id).unwrap();
         assert_eq!((inc.signals.len(), inc.signal_count), (1, 2), "api counted, not listed");
         assert_eq!(covering(std::slice::from_ref(&db), inc, 5_000), None);
+    }
+}
+
+/// A benchmark, not run by default: what the silence check of one notification costs (it runs
+/// under the correlator's lock), for an incident of M listed signals and S active silences of
+/// which only the last matches them (the worst case: every signal against every silence):
+/// `M=500 S=1000 cargo test --release -p auspex-incidents --lib covering_cost -- --ignored --nocapture`.
+#[cfg(test)]
+mod covering_cost {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn covering_cost() {
+        use crate::{Config, Correlator, Topology};
+        use auspex_core::{Explanation, Signal, SignalKind};
+        let env =
+            |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let (m, n) = (env("M", 500), env("S", 1000));
+        let mut c =
+            Correlator::new(Config { max_members: m, ..Config::default() }, Topology::default());
+        let mut id = None;
+        for i in 0..m {
+            let svc = format!("svc-{}", i % 20);
+            let name = format!("Alert{i}");
+            let l = Labels::from_pairs([("alertname", name.as_str()), ("service", svc.as_str())])
+                .unwrap();
+            let s = Signal::new(
+                SignalKind::Alert,
+                l,
+                1_000,
+                0.9,
+                Explanation::Text { message: String::new() },
+            );
+            id = id.or(c.observe(&s).first().map(|ch| ch.id()));
+        }
+        let inc = c.get(id.unwrap()).unwrap();
+        assert_eq!(inc.signals.len(), m, "one incident of M signals");
+        let silences: Vec<Silence> = (0..n)
+            .map(|k| {
+                let svc = if k + 1 == n { "svc-.*".to_string() } else { format!("other-{k}|x.*") };
+                let ms = vec![
+                    Matcher::parse(&format!("service=~\"{svc}\"")).unwrap(),
+                    Matcher::parse("alertname!=Nothing").unwrap(),
+                ];
+                Silence::new(k.to_string(), ms, (0, 10_000), 0, "a".into(), "b".into()).unwrap()
+            })
+            .collect();
+        let mut runs: Vec<std::time::Duration> = (0..5)
+            .map(|_| {
+                let t0 = std::time::Instant::now();
+                let ids = covering(&silences, inc, 5_000).unwrap();
+                assert_eq!(ids, vec![(n - 1).to_string()]);
+                t0.elapsed()
+            })
+            .collect();
+        runs.sort();
+        println!("members={m} silences={n} median={:?} runs={runs:?}", runs[2]);
     }
 }
