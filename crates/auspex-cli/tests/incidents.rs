@@ -963,3 +963,79 @@ fn a_time_rfc_3339_cannot_write_is_refused_so_the_server_starts_again() {
     let (_peer, addr) = common::start(&data, "", &[]);
     assert_eq!(incidents(addr).len(), 1);
 }
+
+#[test]
+fn amtool_manages_auspex_silences_through_alertmanagers_api() {
+    // Debian's amtool (from prometheus-alertmanager), unchanged, against auspex serve.
+    let amtool =
+        auspex_testkit::find_binary("amtool", &[], "apt-get install prometheus-alertmanager");
+    let (hook, got) = receiver(200);
+    let data = temp_dir("incidents-amtool");
+    let config = format!(
+        "[incidents]\ntick = \"200ms\"\n\
+         [notify]\nallow = [\"http://127.0.0.1:*/\"]\nretries = 1\nbackoff = \"50ms\"\ntimeout = \"5s\"\n\
+         [[notify.targets]]\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\n"
+    );
+    let (_peer, addr) = common::start(&data, &config, &[]);
+    let url = format!("--alertmanager.url=http://{addr}");
+    let am = |args: &[&str]| {
+        let out = output(Command::new(&amtool).arg(&url).args(args)).unwrap();
+        let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "amtool {args:?}: {o}{e}");
+        o.trim().to_string()
+    };
+    let id = am(&[
+        "silence",
+        "add",
+        "service=checkout",
+        "alertname=~Disk.*",
+        "--author=ana",
+        "--comment=db upgrade",
+        "--duration=2h",
+    ]);
+    assert_eq!(id.len(), 16, "{id}");
+    let (ok, out, err) = cli(addr, &["silences", "list"]);
+    assert!(ok && out.contains(&id), "{out}{err}");
+    assert!(
+        out.contains(r#"service="checkout" alertname=~"Disk.*""#) && out.contains("ana"),
+        "{out}"
+    );
+    let listed: Value = serde_json::from_str(&am(&["silence", "query", "-o", "json"])).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str(), "{listed:#}");
+    assert_eq!(listed[0]["status"]["state"], "active", "{listed:#}");
+    assert_eq!(
+        listed[0]["matchers"][1],
+        json!({"name": "alertname", "value": "Disk.*", "isRegex": true, "isEqual": true})
+    );
+    // It silences what it matches.
+    let a =
+        alert("DiskFull", "checkout", "firing", &rfc(now_ms() - 60_000), "0001-01-01T00:00:00Z");
+    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a])).0, 200);
+    let inc = incidents(addr)[0]["id"].as_str().unwrap().to_string();
+    let (_, v) = get(addr, &format!("/auspex/v1/incidents/{inc}"));
+    assert_eq!(v["incident"]["withheld"], json!(["opened"]), "{v:#}");
+    // Updated by amtool: a new silence replaces it (the old one expires), with no gap.
+    am(&["silence", "update", &id, "--comment=db upgrade, longer"]);
+    let listed: Value = serde_json::from_str(&am(&["silence", "query", "-o", "json"])).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+    assert_eq!(listed[0]["comment"], "db upgrade, longer", "{listed:#}");
+    let id2 = listed[0]["id"].as_str().unwrap().to_string();
+    assert_ne!(id2, id);
+    let (_, v) = get(addr, &format!("/auspex/v1/silences/{id}"));
+    assert_eq!(v["silence"]["state"], "expired", "{v}");
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(got.lock().unwrap().is_empty(), "still silenced by the new one");
+    // Expired by amtool: the opening goes out.
+    am(&["silence", "expire", &id2]);
+    wait_for("the opening", 30, || !got.lock().unwrap().is_empty());
+    let listed: Value =
+        serde_json::from_str(&am(&["silence", "query", "--expired", "-o", "json"])).unwrap();
+    assert_eq!(listed[0]["status"]["state"], "expired", "{listed:#}");
+    // Its errors reach amtool's user.
+    let args = ["silence", "add", "service=~.*", "--comment=x"];
+    let out = output(Command::new(&amtool).arg(&url).args(args)).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("every incident"), "mutes all: {err}");
+    let (code, v) = get(addr, "/api/v2/silence/ffffffffffffffff");
+    assert_eq!((code, v.is_string()), (404, true), "{v}");
+}

@@ -89,6 +89,7 @@ pub fn now_ms() -> i64 {
 
 /// The router.
 pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
+    crate::amapi::mark_start();
     use crate::{artifacts, mlflow};
     use axum::routing::any;
     let max_body = app.cfg.limits.max_body_bytes;
@@ -132,6 +133,13 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/ui/incidents", get(crate::ui::incidents_page::<S>))
         .route("/ui/incidents/{id}", get(crate::ui::incident_page::<S>))
         .route("/ui/silences", get(crate::ui::silences_page::<S>))
+        // Alertmanager's silence API (`amtool`, Grafana), documented by Alertmanager.
+        .route("/api/v2/status", get(crate::amapi::status))
+        .route("/api/v2/silences", get(crate::amapi::list::<S>).post(crate::amapi::post::<S>))
+        .route(
+            "/api/v2/silence/{id}",
+            get(crate::amapi::get::<S>).delete(crate::amapi::delete::<S>),
+        )
         .route("/auspex/v1/series", get(series::<S>))
         .route("/auspex/v1/admin/pause-ingest", post(pause::<S>))
         .route("/metrics", get(metrics::<S>))
@@ -618,7 +626,8 @@ mod tests {
         let mut routed = BTreeSet::new();
         for seg in router.split(".route(").skip(1) {
             let path = seg.split('"').nth(1).unwrap().to_string();
-            if ["/ui", "/api/2.0/mlflow", "/api/3.0/mlflow", "/ajax-api/"]
+            // MLflow's and Alertmanager's routes are documented by them.
+            if ["/ui", "/api/2.0/mlflow", "/api/3.0/mlflow", "/ajax-api/", "/api/v2/"]
                 .iter()
                 .any(|p| path.starts_with(p))
             {

@@ -11,6 +11,7 @@
 //! snapshotted every `series.snapshot_interval` (default 30 s), only the series changed since
 //! the last snapshot: a crash loses at most that interval of model updates, never a signal.
 
+pub mod amapi;
 pub mod artifacts;
 pub mod config;
 pub mod engine;

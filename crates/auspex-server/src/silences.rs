@@ -67,7 +67,7 @@ fn shown(s: &Silence, now: i64) -> Value {
 }
 
 /// A new silence id: 16 hex digits, random.
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let mut h = std::hash::RandomState::new().build_hasher();
     h.write_u64(N.fetch_add(1, Relaxed));
@@ -130,6 +130,31 @@ pub async fn create<S: MlflowStore>(Axum(app): Axum<Arc<App<S>>>, body: Bytes) -
         Ok(s) => s,
         Err(e) => return reply(StatusCode::BAD_REQUEST, e),
     };
+    match add(&app, s, now).await {
+        Ok(s) => {
+            (StatusCode::CREATED, axum::Json(json!({"silence": shown(&s, now)}))).into_response()
+        }
+        Err((code, why)) => reply(code, why),
+    }
+}
+
+/// A copy of the silences kept (active, pending, and expired within the retention).
+pub(crate) fn snapshot<S: MlflowStore>(app: &App<S>) -> Vec<Silence> {
+    lock(&app.incidents.silences).clone()
+}
+
+/// Whether silence `id` is kept.
+pub(crate) fn known<S: MlflowStore>(app: &App<S>, id: &str) -> bool {
+    lock(&app.incidents.silences).iter().any(|s| s.id == id)
+}
+
+/// Keeps a new silence (checked): durable first, then in effect. 409 over
+/// `notify.max_silences`, 503 when the store fails.
+pub(crate) async fn add<S: MlflowStore>(
+    app: &Arc<App<S>>,
+    s: Silence,
+    now: i64,
+) -> Result<Silence, (StatusCode, String)> {
     let max = app.cfg.notify.max_silences;
     let live =
         lock(&app.incidents.silences).iter().filter(|s| s.state(now) != State::Expired).count();
@@ -137,14 +162,38 @@ pub async fn create<S: MlflowStore>(Axum(app): Axum<Arc<App<S>>>, body: Bytes) -
         let why = format!(
             "{live} silences are active or pending (notify.max_silences = {max}): expire some first"
         );
-        return reply(StatusCode::CONFLICT, why);
+        return Err((StatusCode::CONFLICT, why));
     }
     if let Err(e) = app.store.put_silence(&s).await {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"));
+        return Err((StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")));
     }
     lock(&app.incidents.silences).push(s.clone());
-    tidy(&app).await;
-    (StatusCode::CREATED, axum::Json(json!({"silence": shown(&s, now)}))).into_response()
+    tidy(app).await;
+    Ok(s)
+}
+
+/// Ends silence `id` now (durable first), and sends what it held back of incidents still
+/// active. 404 unknown, 409 expired already, 503 when the store fails.
+pub(crate) async fn end<S: MlflowStore>(
+    app: &Arc<App<S>>,
+    id: &str,
+    now: i64,
+) -> Result<Silence, (StatusCode, String)> {
+    let Some(mut s) = lock(&app.incidents.silences).iter().find(|s| s.id == id).cloned() else {
+        return Err((StatusCode::NOT_FOUND, format!("no silence {id}")));
+    };
+    if s.state(now) == State::Expired {
+        return Err((StatusCode::CONFLICT, format!("silence {id} has expired already")));
+    }
+    s.expire(now);
+    if let Err(e) = app.store.put_silence(&s).await {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")));
+    }
+    if let Some(slot) = lock(&app.incidents.silences).iter_mut().find(|x| x.id == id) {
+        *slot = s.clone();
+    }
+    crate::incidents::release_withheld(app).await;
+    Ok(s)
 }
 
 /// Query of `GET /auspex/v1/silences`.
@@ -215,21 +264,10 @@ pub async fn expire<S: MlflowStore>(
         return reply(StatusCode::NOT_FOUND, format!("no action {action:?} (use expire)"));
     }
     let now = now_ms();
-    let Some(mut s) = lock(&app.incidents.silences).iter().find(|s| s.id == id).cloned() else {
-        return reply(StatusCode::NOT_FOUND, format!("no silence {id}"));
-    };
-    if s.state(now) == State::Expired {
-        return reply(StatusCode::CONFLICT, format!("silence {id} has expired already"));
+    match end(&app, &id, now).await {
+        Ok(s) => axum::Json(json!({"silence": shown(&s, now)})).into_response(),
+        Err((code, why)) => reply(code, why),
     }
-    s.expire(now);
-    if let Err(e) = app.store.put_silence(&s).await {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"));
-    }
-    if let Some(slot) = lock(&app.incidents.silences).iter_mut().find(|x| x.id == id) {
-        *slot = s.clone();
-    }
-    crate::incidents::release_withheld(&app).await;
-    axum::Json(json!({"silence": shown(&s, now)})).into_response()
 }
 
 /// Lets go of expired silences past the retention (or beyond the limit), in memory and in the
