@@ -1,5 +1,6 @@
-//! Outside signals end to end: a real Prometheus evaluates an alerting rule, a real
-//! Alertmanager (both from Debian) delivers the webhook to `auspex serve`; change events come
+//! Outside signals end to end: a real Prometheus evaluates an alerting rule, and sends it to a
+//! real Alertmanager that delivers the webhook to `auspex serve`, or straight to `auspex serve`
+//! (Alertmanager's API); both from Debian. Change events come
 //! from `auspex events send`. 127.0.0.1 only.
 
 #![allow(clippy::unwrap_used)]
@@ -34,17 +35,10 @@ fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     (r.status().as_u16(), r.body_mut().read_to_string().unwrap_or_default())
 }
 
-#[test]
-fn prometheus_alerts_reach_auspex_through_alertmanager() {
+/// Debian's Prometheus with one alerting rule that fires at once (`CartOnFire`, critical, on
+/// service cart), sending its alerts to the Alertmanager API on 127.0.0.1:`am_port`; ready.
+fn start_prometheus(am_port: u16) -> Peer {
     let prom = find_binary("prometheus", &[], "apt-get install prometheus");
-    let (auspex, addr) = start_auspex(&temp_dir("am-auspex"), "");
-    // Alertmanager: deliver at once to auspex.
-    let (am_peer, am_addr) = common::start_alertmanager(&format!(
-        "route:\n  receiver: auspex\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-         receivers:\n  - name: auspex\n    webhook_configs:\n      - url: http://{addr}/auspex/v1/alertmanager\n        send_resolved: true\n"
-    ));
-    let amport = am_addr.port();
-    // Prometheus: one rule that fires at once.
     let pdir = temp_dir("prom-rules");
     std::fs::write(
         pdir.join("rules.yml"),
@@ -56,7 +50,7 @@ fn prometheus_alerts_reach_auspex_through_alertmanager() {
         pdir.join("prometheus.yml"),
         format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{}]\n\
-             alerting:\n  alertmanagers:\n    - static_configs: [{{targets: [\"127.0.0.1:{amport}\"]}}]\n",
+             alerting:\n  alertmanagers:\n    - static_configs: [{{targets: [\"127.0.0.1:{am_port}\"]}}]\n",
             pdir.join("rules.yml").display()
         ),
     )
@@ -67,8 +61,28 @@ fn prometheus_alerts_reach_auspex_through_alertmanager() {
         .arg(format!("--storage.tsdb.path={}", pdir.join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
         .arg("--rules.alert.resend-delay=1s");
-    let mut prom_peer = Peer::spawn("prometheus", cmd);
-    prom_peer.wait_http(([127, 0, 0, 1], pport).into(), "/-/ready", Duration::from_secs(30));
+    let mut peer = Peer::spawn("prometheus", cmd);
+    peer.wait_http(([127, 0, 0, 1], pport).into(), "/-/ready", Duration::from_secs(30));
+    peer
+}
+
+#[test]
+fn prometheus_alerts_reach_auspex_through_alertmanager() {
+    let (auspex, addr) = start_auspex(&temp_dir("am-auspex"), "");
+    // Alertmanager: deliver at once to auspex.
+    let (am_peer, am_addr) = common::start_alertmanager(&format!(
+        "route:\n  receiver: auspex\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: auspex\n    webhook_configs:\n      - url: http://{addr}/auspex/v1/alertmanager\n        send_resolved: true\n"
+    ));
+    let amport = am_addr.port();
+    let prom_peer = start_prometheus(amport);
+    cart_alert_arrives_once(addr, &[&auspex, &am_peer, &prom_peer]);
+}
+
+/// Waits (90 s at most) for the `CartOnFire` alert signal, checks it is still firing with the
+/// rule's labels, and that re-sends (3 s more of them) never duplicate it. `peers` are logged
+/// on failure.
+fn cart_alert_arrives_once(addr: SocketAddr, peers: &[&Peer]) {
     let deadline = Instant::now() + Duration::from_secs(90);
     let alert = loop {
         let found = signals(addr)
@@ -77,20 +91,14 @@ fn prometheus_alerts_reach_auspex_through_alertmanager() {
         if let Some(a) = found {
             break a;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no alert signal after 90 s\nauspex:\n{}\nalertmanager:\n{}\nprometheus:\n{}",
-            auspex.log(),
-            am_peer.log(),
-            prom_peer.log()
-        );
+        let logs: Vec<String> = peers.iter().map(|p| p.log()).collect();
+        assert!(Instant::now() < deadline, "no alert signal after 90 s\n{}", logs.join("\n"));
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(alert["labels"]["service"], "cart");
     assert_eq!(alert["score"], 1.0);
     assert_eq!(alert["explanation"]["message"], "cart is on fire");
     assert!(alert["end"].is_null(), "still firing");
-    // Redeliveries (Alertmanager re-sends on group changes) never duplicate the signal.
     std::thread::sleep(Duration::from_secs(3));
     let n = signals(addr).iter().filter(|s| s["labels"]["alertname"] == "CartOnFire").count();
     assert_eq!(n, 1);
@@ -241,4 +249,30 @@ fn request_bodies_in_memory_are_bounded() {
         .collect();
     names.sort();
     assert_eq!(names, ["Large", "Slow", "Small"], "every accepted alert is stored");
+}
+
+#[test]
+fn prometheus_sends_its_alerts_straight_to_auspex_as_to_an_alertmanager() {
+    // No Alertmanager: Prometheus's `alerting.alertmanagers` points at auspex serve, which
+    // takes Alertmanager's POST /api/v2/alerts.
+    let (auspex, addr) = start_auspex(&temp_dir("prom-auspex"), "");
+    let prom_peer = start_prometheus(addr.port());
+    // Prometheus re-sends every second (resend-delay): one signal, one incident.
+    cart_alert_arrives_once(addr, &[&auspex, &prom_peer]);
+    let mut r = agent().get(&format!("http://{addr}/auspex/v1/incidents")).call().unwrap();
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(v["incidents"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["incidents"][0]["severity"], "critical", "{v}");
+    // Alertmanager's way of saying no: a JSON string.
+    let (code, body) = post(addr, "/api/v2/alerts", r#"[{"labels": {}}]"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.starts_with('"') && body.contains("no labels"), "{body}");
+    let past = r#"[{"labels": {"alertname": "Old", "service": "cart"},
+                    "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2026-01-01T01:00:00Z"}]"#;
+    assert_eq!(post(addr, "/api/v2/alerts", past).0, 200);
+    let mut r =
+        agent().get(&format!("http://{addr}/auspex/v1/signals?since=3650d")).call().unwrap();
+    let all: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    let old = all.as_array().unwrap().iter().find(|s| s["labels"]["alertname"] == "Old").cloned();
+    assert_eq!(old.unwrap()["end"], "2026-01-01T01:00:00.000Z", "its endsAt passed: resolved");
 }

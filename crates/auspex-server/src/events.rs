@@ -172,15 +172,72 @@ pub async fn alertmanager<S: crate::mlflow::MlflowStore>(
             Err(e) => return bad(format!("alerts[{i}]: {e}")),
         }
     }
+    match accept(&app, signals).await {
+        Ok(accepted) => axum::Json(json!({"accepted": accepted})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Stores alert signals (those not already stored unchanged) durably, then folds them into
+/// incidents; how many were accepted, or the 503 to answer.
+async fn accept<S: crate::mlflow::MlflowStore>(
+    app: &Arc<App<S>>,
+    mut signals: Vec<Signal>,
+) -> Result<usize, Response> {
     let accepted = signals.len();
     signals.retain(|s| !app.seen_alerts.unchanged(s));
     let (signals, written) = app.put_signals(signals).await;
     if let Err(e) = written {
-        return unavailable(&e);
+        return Err(unavailable(&e));
     }
     app.seen_alerts.remember(&signals);
-    crate::incidents::fold(&app, &signals).await;
-    axum::Json(json!({"accepted": accepted})).into_response()
+    crate::incidents::fold(app, &signals).await;
+    Ok(accepted)
+}
+
+/// An alert as Prometheus posts it to an Alertmanager (`postableAlert`); other fields are
+/// ignored.
+#[derive(Debug, Deserialize)]
+struct PostableAlert {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(rename = "startsAt", default)]
+    starts_at: String,
+    #[serde(rename = "endsAt", default)]
+    ends_at: String,
+}
+
+/// `POST /api/v2/alerts`: Alertmanager's own alert intake, so Prometheus (`alerting:
+/// alertmanagers`) can send its alerts straight here. An alert whose `endsAt` has passed is
+/// resolved, any other firing (Prometheus re-sends firing alerts with an `endsAt` ahead and
+/// sends resolved ones with the time they ended); a missing `startsAt` is now. Answers 200
+/// with no body, as Alertmanager does; errors are a JSON string.
+pub async fn post_alerts<S: crate::mlflow::MlflowStore>(
+    State(app): State<Arc<App<S>>>,
+    body: Bytes,
+) -> Response {
+    let refuse = |msg: String| (StatusCode::BAD_REQUEST, axum::Json(msg)).into_response();
+    let alerts: Vec<PostableAlert> = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return refuse(format!("malformed alerts: {e}")),
+    };
+    let now = now_ms();
+    let mut signals = Vec::with_capacity(alerts.len());
+    for (i, a) in alerts.iter().enumerate() {
+        let ended = ts(&a.ends_at).is_ok_and(|end| end <= now);
+        let status = if ended { "resolved" } else { "firing" };
+        let starts = if a.starts_at.is_empty() { format_rfc3339(now) } else { a.starts_at.clone() };
+        match alert_signal(&a.labels, &a.annotations, status, &starts, &a.ends_at) {
+            Ok(s) => signals.push(s),
+            Err(e) => return refuse(format!("alerts[{i}]: {e}")),
+        }
+    }
+    match accept(&app, signals).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(r) => r,
+    }
 }
 
 /// A change event.

@@ -135,6 +135,10 @@ pub fn router<S: crate::mlflow::MlflowStore>(app: Arc<App<S>>) -> Router {
         .route("/ui/silences", get(crate::ui::silences_page::<S>))
         // Alertmanager's silence API (`amtool`, Grafana), documented by Alertmanager.
         .route("/api/v2/status", get(crate::amapi::status))
+        .route(
+            "/api/v2/alerts",
+            post(crate::events::post_alerts::<S>).layer(DefaultBodyLimit::max(max_body)),
+        )
         .route("/api/v2/silences", get(crate::amapi::list::<S>).post(crate::amapi::post::<S>))
         .route(
             "/api/v2/silence/{id}",
