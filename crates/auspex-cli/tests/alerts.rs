@@ -276,3 +276,33 @@ fn prometheus_sends_its_alerts_straight_to_auspex_as_to_an_alertmanager() {
     let old = all.as_array().unwrap().iter().find(|s| s["labels"]["alertname"] == "Old").cloned();
     assert_eq!(old.unwrap()["end"], "2026-01-01T01:00:00.000Z", "its endsAt passed: resolved");
 }
+
+#[test]
+fn an_alert_not_re_sent_before_its_ends_at_is_ended_then() {
+    // As Alertmanager does: a sender (Prometheus) that stops re-sending a firing alert, say
+    // because it died, lets it end at the endsAt it gave.
+    let (_auspex, addr) = start_auspex(&temp_dir("expiring"), "[incidents]\ntick = \"200ms\"\n");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let rfc = |ms: u128| auspex_core::time::format_rfc3339(ms as i64);
+    let (t, soon, later) =
+        (now.as_millis() - 60_000, now.as_millis() + 1_000, now.as_millis() + 600_000);
+    let body = |name: &str, ends: u128| {
+        format!(
+            r#"[{{"labels": {{"alertname": "{name}", "service": "cart"}}, "startsAt": "{}", "endsAt": "{}"}}]"#,
+            rfc(t),
+            rfc(ends)
+        )
+    };
+    assert_eq!(post(addr, "/api/v2/alerts", &body("Gone", soon)).0, 200);
+    assert_eq!(post(addr, "/api/v2/alerts", &body("Alive", soon)).0, 200);
+    assert_eq!(post(addr, "/api/v2/alerts", &body("Alive", later)).0, 200, "re-sent in time");
+    let find =
+        |name: &str| signals(addr).into_iter().find(|s| s["labels"]["alertname"] == name).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while find("Gone")["end"].is_null() {
+        assert!(Instant::now() < deadline, "never ended");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(find("Gone")["end"], rfc(soon).as_str(), "ended at its endsAt");
+    assert!(find("Alive")["end"].is_null(), "re-sent: still firing");
+}

@@ -195,6 +195,60 @@ async fn accept<S: crate::mlflow::MlflowStore>(
     Ok(accepted)
 }
 
+/// Alerts posted to `/api/v2/alerts` and still firing, with the `endsAt` their sender gave:
+/// one not re-sent by then is ended at that time by the tick, as Alertmanager does (so an
+/// alert whose Prometheus died does not fire for ever). At most [`Expiring::MAX`] are
+/// tracked; alerts beyond stay firing until resolved. Not kept across restarts (a sender
+/// that is alive re-sends within a minute).
+#[derive(Debug, Default)]
+pub struct Expiring {
+    m: std::sync::Mutex<foldhash::HashMap<u64, (i64, Signal)>>,
+}
+
+impl Expiring {
+    /// Most alerts tracked.
+    pub const MAX: usize = 100_000;
+
+    /// Tracks firing `s` until `ends`, or stops tracking it (`None`: resolved).
+    fn note(&self, s: &Signal, ends: Option<i64>) {
+        let mut m = self.m.lock().unwrap_or_else(|e| e.into_inner());
+        match ends {
+            Some(t) if m.len() < Self::MAX || m.contains_key(&s.id.0) => {
+                m.insert(s.id.0, (t, s.clone()));
+            }
+            Some(_) => {}
+            None => {
+                m.remove(&s.id.0);
+            }
+        }
+    }
+
+    /// Takes the alerts whose `endsAt` has passed, ended at it.
+    fn due(&self, now: i64) -> Vec<Signal> {
+        let mut m = self.m.lock().unwrap_or_else(|e| e.into_inner());
+        let ids: Vec<u64> = m.iter().filter(|(_, (t, _))| *t <= now).map(|(id, _)| *id).collect();
+        ids.iter()
+            .filter_map(|id| m.remove(id))
+            .map(|(t, mut s)| {
+                s.end = Some(t.max(s.start));
+                s
+            })
+            .collect()
+    }
+}
+
+/// Ends the alerts posted to `/api/v2/alerts` that were not re-sent before their `endsAt`.
+/// Run by the tick.
+pub async fn expire_alerts<S: crate::mlflow::MlflowStore>(app: &Arc<App<S>>) {
+    let due = app.expiring.due(now_ms());
+    if !due.is_empty() {
+        let n = due.len();
+        if accept(app, due).await.is_err() {
+            eprintln!("auspex: {n} alert(s) past their endsAt not ended: store unavailable");
+        }
+    }
+}
+
 /// An alert as Prometheus posts it to an Alertmanager (`postableAlert`); other fields are
 /// ignored.
 #[derive(Debug, Deserialize)]
@@ -225,14 +279,22 @@ pub async fn post_alerts<S: crate::mlflow::MlflowStore>(
     };
     let now = now_ms();
     let mut signals = Vec::with_capacity(alerts.len());
+    let mut ends = Vec::with_capacity(alerts.len());
     for (i, a) in alerts.iter().enumerate() {
-        let ended = ts(&a.ends_at).is_ok_and(|end| end <= now);
+        let end = ts(&a.ends_at).ok();
+        let ended = end.is_some_and(|end| end <= now);
         let status = if ended { "resolved" } else { "firing" };
         let starts = if a.starts_at.is_empty() { format_rfc3339(now) } else { a.starts_at.clone() };
         match alert_signal(&a.labels, &a.annotations, status, &starts, &a.ends_at) {
-            Ok(s) => signals.push(s),
+            Ok(s) => {
+                ends.push(end.filter(|_| !ended));
+                signals.push(s);
+            }
             Err(e) => return refuse(format!("alerts[{i}]: {e}")),
         }
+    }
+    for (s, end) in signals.iter().zip(&ends) {
+        app.expiring.note(s, *end);
     }
     match accept(&app, signals).await {
         Ok(_) => StatusCode::OK.into_response(),

@@ -65,6 +65,8 @@ pub struct App<S> {
     pub incidents: crate::incidents::Hub,
     /// Alerts stored recently (redeliveries that change nothing are not written again).
     pub seen_alerts: crate::events::Seen,
+    /// Alerts posted to `/api/v2/alerts`, to end if not re-sent before their `endsAt`.
+    pub expiring: crate::events::Expiring,
     /// The service graph from traces.
     pub traces: std::sync::Mutex<auspex_rca::spans::ServiceGraph>,
     /// Concurrent signal writes share transactions.

@@ -808,6 +808,7 @@ pub async fn tick_loop<S: MlflowStore>(app: Arc<App<S>>) {
             changes
         };
         apply(&app, changes).await;
+        crate::events::expire_alerts(&app).await;
         release_withheld(&app).await;
         crate::silences::tidy(&app).await;
         resend_alertmanager(&app);

@@ -138,6 +138,7 @@ pub async fn serve_with<S: MlflowStore>(
         pending: std::sync::Mutex::new(Vec::new()),
         incidents,
         seen_alerts: crate::events::Seen::default(),
+        expiring: crate::events::Expiring::default(),
         signal_writes: auspex_store::GroupCommit::default(),
         traces: std::sync::Mutex::new(
             auspex_rca::spans::ServiceGraph::new(
