@@ -249,6 +249,10 @@ pub async fn expire_alerts<S: crate::mlflow::MlflowStore>(app: &Arc<App<S>>) {
     }
 }
 
+/// How long a firing alert posted to `/api/v2/alerts` without an `endsAt` lasts unless
+/// re-sent: Alertmanager's default `resolve_timeout`.
+const RESOLVE_TIMEOUT_MS: i64 = 5 * 60_000;
+
 /// An alert as Prometheus posts it to an Alertmanager (`postableAlert`); other fields are
 /// ignored.
 #[derive(Debug, Deserialize)]
@@ -266,7 +270,8 @@ struct PostableAlert {
 /// `POST /api/v2/alerts`: Alertmanager's own alert intake, so Prometheus (`alerting:
 /// alertmanagers`) can send its alerts straight here. An alert whose `endsAt` has passed is
 /// resolved, any other firing (Prometheus re-sends firing alerts with an `endsAt` ahead and
-/// sends resolved ones with the time they ended); a missing `startsAt` is now. Answers 200
+/// sends resolved ones with the time they ended) until that `endsAt`, or 5 minutes without
+/// one, unless re-sent ([`Expiring`]); a missing `startsAt` is now. Answers 200
 /// with no body, as Alertmanager does; errors are a JSON string.
 pub async fn post_alerts<S: crate::mlflow::MlflowStore>(
     State(app): State<Arc<App<S>>>,
@@ -287,7 +292,8 @@ pub async fn post_alerts<S: crate::mlflow::MlflowStore>(
         let starts = if a.starts_at.is_empty() { format_rfc3339(now) } else { a.starts_at.clone() };
         match alert_signal(&a.labels, &a.annotations, status, &starts, &a.ends_at) {
             Ok(s) => {
-                ends.push(end.filter(|_| !ended));
+                // No endsAt: Alertmanager's default `resolve_timeout` from now.
+                ends.push((!ended).then(|| end.unwrap_or(now + RESOLVE_TIMEOUT_MS)));
                 signals.push(s);
             }
             Err(e) => return refuse(format!("alerts[{i}]: {e}")),
@@ -385,6 +391,28 @@ pub async fn events<S: crate::mlflow::MlflowStore>(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn tracked_alerts_end_at_their_ends_at_unless_re_sent_or_resolved() {
+        let labels: BTreeMap<String, String> = [("alertname", "X"), ("service", "cart")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let none = BTreeMap::new();
+        let s = alert_signal(&labels, &none, "firing", "2026-01-01T00:00:00Z", "").unwrap();
+        let t0 = s.start;
+        let e = Expiring::default();
+        e.note(&s, Some(t0 + 1_000));
+        assert!(e.due(t0 + 999).is_empty());
+        e.note(&s, Some(t0 + 5_000)); // re-sent with a later endsAt
+        assert!(e.due(t0 + 1_000).is_empty(), "the later endsAt counts");
+        let due = e.due(t0 + 5_000);
+        assert_eq!((due.len(), due[0].id, due[0].end), (1, s.id, Some(t0 + 5_000)));
+        assert!(e.due(i64::MAX).is_empty(), "taken once");
+        e.note(&s, Some(t0 + 1));
+        e.note(&s, None); // resolved
+        assert!(e.due(i64::MAX).is_empty());
+    }
 
     #[test]
     fn alerts_are_idempotent_and_resolve() {
