@@ -210,11 +210,11 @@ impl Expiring {
     pub const MAX: usize = 100_000;
 
     /// Tracks firing `s` until `ends`, or stops tracking it (`None`: resolved).
-    fn note(&self, s: &Signal, ends: Option<i64>) {
+    fn note(&self, s: Signal, ends: Option<i64>) {
         let mut m = self.m.lock().unwrap_or_else(|e| e.into_inner());
         match ends {
             Some(t) if m.len() < Self::MAX || m.contains_key(&s.id.0) => {
-                m.insert(s.id.0, (t, s.clone()));
+                m.insert(s.id.0, (t, s));
             }
             Some(_) => {}
             None => {
@@ -299,11 +299,15 @@ pub async fn post_alerts<S: crate::mlflow::MlflowStore>(
             Err(e) => return refuse(format!("alerts[{i}]: {e}")),
         }
     }
-    for (s, end) in signals.iter().zip(&ends) {
-        app.expiring.note(s, *end);
-    }
+    // Tracked once stored: an alert refused (503) is not ended later as if it had been kept.
+    let tracked: Vec<(Signal, Option<i64>)> = signals.iter().cloned().zip(ends).collect();
     match accept(&app, signals).await {
-        Ok(_) => StatusCode::OK.into_response(),
+        Ok(_) => {
+            for (s, end) in tracked {
+                app.expiring.note(s, end);
+            }
+            StatusCode::OK.into_response()
+        }
         Err(r) => r,
     }
 }
@@ -402,15 +406,15 @@ mod tests {
         let s = alert_signal(&labels, &none, "firing", "2026-01-01T00:00:00Z", "").unwrap();
         let t0 = s.start;
         let e = Expiring::default();
-        e.note(&s, Some(t0 + 1_000));
+        e.note(s.clone(), Some(t0 + 1_000));
         assert!(e.due(t0 + 999).is_empty());
-        e.note(&s, Some(t0 + 5_000)); // re-sent with a later endsAt
+        e.note(s.clone(), Some(t0 + 5_000)); // re-sent with a later endsAt
         assert!(e.due(t0 + 1_000).is_empty(), "the later endsAt counts");
         let due = e.due(t0 + 5_000);
         assert_eq!((due.len(), due[0].id, due[0].end), (1, s.id, Some(t0 + 5_000)));
         assert!(e.due(i64::MAX).is_empty(), "taken once");
-        e.note(&s, Some(t0 + 1));
-        e.note(&s, None); // resolved
+        e.note(s.clone(), Some(t0 + 1));
+        e.note(s.clone(), None); // resolved
         assert!(e.due(i64::MAX).is_empty());
     }
 
