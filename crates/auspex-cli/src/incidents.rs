@@ -10,7 +10,8 @@ use crate::cli::{
 };
 use crate::client::{get_json, post_json};
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+/// Field `k` of `v` as text, `-` when absent.
+pub(crate) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or("-")
 }
 

@@ -6,11 +6,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{CmdResult, SilenceAddArgs, SilenceExpireArgs, SilencesListArgs, say};
 use crate::client::{get_json, post_json};
-use crate::incidents::who;
-
-fn ms_text(v: &Value) -> String {
-    v.as_str().unwrap_or("-").to_string()
-}
+use crate::incidents::{s as text, who};
 
 fn matchers(v: &Value) -> String {
     let list: Vec<&str> = v["matchers"]
@@ -23,11 +19,11 @@ fn matchers(v: &Value) -> String {
 fn line(v: &Value) -> String {
     format!(
         "{:<16}  {:<8} {:<24} {:<24} {:<12} {:<32} {}",
-        v["id"].as_str().unwrap_or("-"),
-        v["state"].as_str().unwrap_or("-"),
-        ms_text(&v["starts"]),
-        ms_text(&v["ends"]),
-        v["created_by"].as_str().unwrap_or("-"),
+        text(v, "id"),
+        text(v, "state"),
+        text(v, "starts"),
+        text(v, "ends"),
+        text(v, "created_by"),
         matchers(v),
         v["comment"].as_str().unwrap_or("")
     )
@@ -59,11 +55,11 @@ fn print_one(as_json: bool, v: &Value, what: &str) -> CmdResult {
         let s = &v["silence"];
         say(&format!(
             "silence {} {what}: {} from {} to {} ({})",
-            s["id"].as_str().unwrap_or("-"),
+            text(s, "id"),
             matchers(s),
-            ms_text(&s["starts"]),
-            ms_text(&s["ends"]),
-            s["state"].as_str().unwrap_or("-")
+            text(s, "starts"),
+            text(s, "ends"),
+            text(s, "state")
         ))?;
     }
     Ok(ExitCode::SUCCESS)

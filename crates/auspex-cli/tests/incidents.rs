@@ -509,20 +509,36 @@ fn slow_retry_webhook(head: &str, addr: SocketAddr) -> String {
     )
 }
 
-#[test]
-fn notifications_not_yet_sent_survive_a_crash() {
-    // The receiver is down and the retry is 60 s away when the server is killed; the restarted
-    // server (now pointed at a receiver that is up) sends the `opened` it still owed.
+/// A server whose receiver is down (retry 60 s away) and that owes the `opened` of incident
+/// `id`, plus a receiver that is up for it to be pointed at after a restart.
+struct Owing {
+    data: std::path::PathBuf,
+    peer: auspex_testkit::Peer,
+    addr: SocketAddr,
+    id: String,
+    up: SocketAddr,
+    up_got: Arc<Mutex<Vec<Got>>>,
+}
+
+fn owing_an_opening(name: &str) -> Owing {
     let (down, down_got) = receiver(500);
     let (up, up_got) = receiver(200);
-    let data = temp_dir("incidents-unsent");
-    let config = |addr: SocketAddr| slow_retry_webhook("", addr);
-    let (mut peer, addr) = common::start(&data, &config(down), &[]);
+    let data = temp_dir(name);
+    let (peer, addr) = common::start(&data, &slow_retry_webhook("", down), &[]);
     let t = now_ms() - 60_000;
     let a = alert("QueueStuck", "worker", "firing", &rfc(t), "0001-01-01T00:00:00Z");
     assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a])).0, 200);
     let id = incidents(addr)[0]["id"].as_str().unwrap().to_string();
     wait_for("the first attempt", 30, || !down_got.lock().unwrap().is_empty());
+    Owing { data, peer, addr, id, up, up_got }
+}
+
+#[test]
+fn notifications_not_yet_sent_survive_a_crash() {
+    // The receiver is down and the retry is 60 s away when the server is killed; the restarted
+    // server (now pointed at a receiver that is up) sends the `opened` it still owed.
+    let Owing { data, mut peer, addr, id, up, up_got } = owing_an_opening("incidents-unsent");
+    let config = |addr: SocketAddr| slow_retry_webhook("", addr);
     let (_, v) = get(addr, &format!("/auspex/v1/incidents/{id}"));
     assert_eq!(v["incident"]["unsent"], json!(["opened"]), "{v}");
     let (_, _, html) = page(addr, &format!("/ui/incidents/{id}"));
@@ -880,16 +896,9 @@ fn a_notification_owed_across_a_restart_meets_the_silences_made_meanwhile() {
     // The receiver is down when the incident opens, so `opened` is owed; a silence is made;
     // the server is killed and comes back with the receiver up: the owed `opened` is held back
     // by the silence, and sent once it is expired.
-    let (down, down_got) = receiver(500);
-    let (up, up_got) = receiver(200);
-    let data = temp_dir("incidents-unsent-silenced");
+    let Owing { data, mut peer, addr, id, up, up_got } =
+        owing_an_opening("incidents-unsent-silenced");
     let config = |addr: SocketAddr| slow_retry_webhook("", addr);
-    let (mut peer, addr) = common::start(&data, &config(down), &[]);
-    let a =
-        alert("QueueStuck", "worker", "firing", &rfc(now_ms() - 60_000), "0001-01-01T00:00:00Z");
-    assert_eq!(post(addr, "/auspex/v1/alertmanager", &webhook(&[a])).0, 200);
-    let id = incidents(addr)[0]["id"].as_str().unwrap().to_string();
-    wait_for("the first attempt", 30, || !down_got.lock().unwrap().is_empty());
     let body = r#"{"matchers": ["service=worker"], "duration": "1h", "comment": "known"}"#;
     let (code, v) = post(addr, "/auspex/v1/silences", body);
     assert_eq!(code, 201, "{v}");

@@ -70,7 +70,7 @@ struct Outbox {
     pending: usize,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -817,7 +817,8 @@ pub async fn tick_loop<S: MlflowStore>(app: Arc<App<S>>) {
     }
 }
 
-fn reply(code: StatusCode, msg: String) -> Response {
+/// A JSON error: `{"error": msg}`.
+pub(crate) fn reply(code: StatusCode, msg: String) -> Response {
     (code, axum::Json(json!({"error": msg}))).into_response()
 }
 

@@ -28,15 +28,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::http::{App, now_ms};
+use crate::incidents::{lock, reply};
 use crate::mlflow::MlflowStore;
-
-fn reply(code: StatusCode, msg: String) -> Response {
-    (code, axum::Json(json!({"error": msg}))).into_response()
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The body of `POST /auspex/v1/silences`.
 #[derive(Debug, Deserialize)]
