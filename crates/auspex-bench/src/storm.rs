@@ -109,6 +109,12 @@ pub struct StormReport {
     /// at purity 1 of a grouping that never puts unrelated noisy rules together (the truth
     /// calls all background one source, so `best_compression` rewards gluing them).
     pub best_compression_series_apart: f64,
+    /// The highest compression any grouping reaches at purity ≥ 0.95, the target's operating
+    /// point (an oracle's bound: the smallest sources folded into others; background one
+    /// source).
+    pub best_compression_at_purity_95: f64,
+    /// The same with each background rule a source of its own.
+    pub best_compression_at_purity_95_series_apart: f64,
     /// Time-only grouping with the smallest window that compresses at least as much as the
     /// correlator, and that window in minutes (`None` if no window up to 24 h does).
     pub time_only_matched: Option<(f64, Grouping)>,
@@ -386,10 +392,51 @@ pub(crate) fn best_compression_series_apart(alerts: &[StormAlert]) -> f64 {
 
 /// Compression with one group per distinct `key`.
 fn ceiling(alerts: &[StormAlert], key: impl Fn(&StormAlert) -> (Option<usize>, u64)) -> f64 {
-    let mut groups: Vec<(Option<usize>, u64)> = alerts.iter().map(key).collect();
-    groups.sort_unstable();
-    groups.dedup();
-    1.0 - groups.len() as f64 / alerts.len().max(1) as f64
+    ceiling_at_purity(alerts, key, 1.0)
+}
+
+/// The highest compression any grouping of `alerts` reaches at purity ≥ `min_purity`, with
+/// each distinct `key` a source: an oracle's bound (it knows every alert's source).
+///
+/// Exact: in a grouping of `g` groups at most `g` sources are a majority somewhere, so every
+/// alert of the other sources is impure, at least the `s − g` smallest sources together. The
+/// bound is reached by one group per source with the smallest sources folded into a large one
+/// for as long as their alerts fit in the `(1 − min_purity) × alerts` that may be impure.
+fn ceiling_at_purity(
+    alerts: &[StormAlert],
+    key: impl Fn(&StormAlert) -> (Option<usize>, u64),
+    min_purity: f64,
+) -> f64 {
+    let mut keys: Vec<(Option<usize>, u64)> = alerts.iter().map(key).collect();
+    keys.sort_unstable();
+    let mut sizes: Vec<usize> = keys.chunk_by(|a, b| a == b).map(<[_]>::len).collect();
+    sizes.sort_unstable();
+    let n = alerts.len();
+    // Impure alerts allowed (a hair of slack so that 0.95 × 20 counts as 19, not 18.999…).
+    let budget = ((1.0 - min_purity) * n as f64 + 1e-9).floor().max(0.0) as usize;
+    let (mut groups, mut impure) = (sizes.len(), 0);
+    for &s in sizes.iter().take(sizes.len().saturating_sub(1)) {
+        if impure + s > budget {
+            break;
+        }
+        impure += s;
+        groups -= 1;
+    }
+    1.0 - groups as f64 / n.max(1) as f64
+}
+
+/// [`best_compression`] at purity ≥ `min_purity` (background one source, as the truth has it).
+pub(crate) fn best_compression_at(alerts: &[StormAlert], min_purity: f64) -> f64 {
+    ceiling_at_purity(alerts, |a| (a.source, 0), min_purity)
+}
+
+/// [`best_compression_series_apart`] at purity ≥ `min_purity`.
+pub(crate) fn best_compression_series_apart_at(alerts: &[StormAlert], min_purity: f64) -> f64 {
+    ceiling_at_purity(
+        alerts,
+        |a| (a.source, if a.source.is_none() { a.signal.fingerprint.0 } else { 0 }),
+        min_purity,
+    )
 }
 
 /// What a replay measured besides the grouping.
@@ -683,6 +730,8 @@ pub fn run(dir: &Path, cfg: &StormConfig) -> Result<StormReport, ReadError> {
         group_by_alertname: score(&group_by(&alerts, "alertname", 5 * MIN), &alerts),
         best_compression: best_compression(&alerts),
         best_compression_series_apart: best_compression_series_apart(&alerts),
+        best_compression_at_purity_95: best_compression_at(&alerts, 0.95),
+        best_compression_at_purity_95_series_apart: best_compression_series_apart_at(&alerts, 0.95),
         assignments: alerts.into_iter().zip(assign).collect(),
     })
 }
@@ -785,6 +834,53 @@ mod tests {
         assert!((best_compression(&alerts) - 0.5).abs() < 1e-12);
         // Background rules n1 and n2 apart: 4 incidents.
         assert!((best_compression_series_apart(&alerts) - (1.0 - 4.0 / 6.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_ceiling_at_a_purity_folds_the_smallest_sources_first() {
+        // Sources: 0 × 10, 1 × 6, 2 × 3, 3 × 1; background: n1 × 2 (one rule).
+        let mut alerts = Vec::new();
+        for (src, k) in [(0, 10), (1, 6), (2, 3), (3, 1)] {
+            for i in 0..k {
+                alerts.push(a(&format!("s{src}-{i}"), 0, 1, Some(src)));
+            }
+        }
+        alerts.push(a("n1", 0, 1, None));
+        alerts.push(a("n1", 5, 6, None));
+        let n = alerts.len() as f64; // 22
+        // At purity 1 nothing may be folded: 5 groups.
+        assert!((best_compression_at(&alerts, 1.0) - (1.0 - 5.0 / n)).abs() < 1e-12);
+        assert!((best_compression_at(&alerts, 1.0) - best_compression(&alerts)).abs() < 1e-12);
+        // 0.85 × 22 = 18.7: 3 alerts may be impure. Source 3 (1) and background (2) fold in,
+        // source 2 (3 more) does not fit: 3 groups.
+        assert!((best_compression_at(&alerts, 0.85) - (1.0 - 3.0 / n)).abs() < 1e-12);
+        // 0.95 × 22 = 20.9: one impure alert, so only source 3 folds: 4 groups.
+        assert!((best_compression_at(&alerts, 0.95) - (1.0 - 4.0 / n)).abs() < 1e-12);
+        // Any purity: everything in one group.
+        assert!((best_compression_at(&alerts, 0.0) - (1.0 - 1.0 / n)).abs() < 1e-12);
+        // Exact budgets count: purity 20/22 allows two impure alerts (1 + ... 2 does not fit
+        // after 1, so still 4 groups), 19/22 allows three.
+        assert!((best_compression_at(&alerts, 20.0 / n) - (1.0 - 4.0 / n)).abs() < 1e-12);
+        assert!((best_compression_at(&alerts, 19.0 / n) - (1.0 - 3.0 / n)).abs() < 1e-12);
+        // The bound is reached: fold source 3 and the background into source 0 and score it.
+        let assign: Vec<usize> = alerts
+            .iter()
+            .map(|x| match x.source {
+                Some(3) | None => 0,
+                Some(s) => s,
+            })
+            .collect();
+        let g = score(&assign, &alerts);
+        assert_eq!(g.incidents, 3);
+        assert!(
+            g.purity >= 0.85 && (g.compression - best_compression_at(&alerts, 0.85)).abs() < 1e-12
+        );
+        // Background rules apart: n1 is still one rule here, so the same figures.
+        assert!(
+            (best_compression_series_apart_at(&alerts, 0.85) - best_compression_at(&alerts, 0.85))
+                .abs()
+                < 1e-12
+        );
     }
 
     #[test]
