@@ -382,17 +382,24 @@ pub(crate) fn score(assign: &[usize], alerts: &[StormAlert]) -> Grouping {
 
 /// The highest compression any grouping of `alerts` reaches at purity 1: one group per source.
 pub(crate) fn best_compression(alerts: &[StormAlert]) -> f64 {
-    ceiling(alerts, |a| (a.source, 0))
+    best_compression_at(alerts, 1.0)
 }
 
 /// [`best_compression`] with each background rule (fingerprint) its own source.
 pub(crate) fn best_compression_series_apart(alerts: &[StormAlert]) -> f64 {
-    ceiling(alerts, |a| (a.source, if a.source.is_none() { a.signal.fingerprint.0 } else { 0 }))
+    best_compression_series_apart_at(alerts, 1.0)
 }
 
-/// Compression with one group per distinct `key`.
-fn ceiling(alerts: &[StormAlert], key: impl Fn(&StormAlert) -> (Option<usize>, u64)) -> f64 {
-    ceiling_at_purity(alerts, key, 1.0)
+/// [`best_compression`] at purity ≥ `min_purity` (background one source, as the truth has it).
+pub(crate) fn best_compression_at(alerts: &[StormAlert], min_purity: f64) -> f64 {
+    ceiling_at_purity(alerts, |a| (a.source, 0), min_purity)
+}
+
+/// [`best_compression_series_apart`] at purity ≥ `min_purity`.
+pub(crate) fn best_compression_series_apart_at(alerts: &[StormAlert], min_purity: f64) -> f64 {
+    let key =
+        |a: &StormAlert| (a.source, if a.source.is_none() { a.signal.fingerprint.0 } else { 0 });
+    ceiling_at_purity(alerts, key, min_purity)
 }
 
 /// The highest compression any grouping of `alerts` reaches at purity ≥ `min_purity`, with
@@ -423,20 +430,6 @@ fn ceiling_at_purity(
         groups -= 1;
     }
     1.0 - groups as f64 / n.max(1) as f64
-}
-
-/// [`best_compression`] at purity ≥ `min_purity` (background one source, as the truth has it).
-pub(crate) fn best_compression_at(alerts: &[StormAlert], min_purity: f64) -> f64 {
-    ceiling_at_purity(alerts, |a| (a.source, 0), min_purity)
-}
-
-/// [`best_compression_series_apart`] at purity ≥ `min_purity`.
-pub(crate) fn best_compression_series_apart_at(alerts: &[StormAlert], min_purity: f64) -> f64 {
-    ceiling_at_purity(
-        alerts,
-        |a| (a.source, if a.source.is_none() { a.signal.fingerprint.0 } else { 0 }),
-        min_purity,
-    )
 }
 
 /// What a replay measured besides the grouping.
@@ -858,8 +851,8 @@ mod tests {
         assert!((best_compression_at(&alerts, 0.95) - (1.0 - 4.0 / n)).abs() < 1e-12);
         // Any purity: everything in one group.
         assert!((best_compression_at(&alerts, 0.0) - (1.0 - 1.0 / n)).abs() < 1e-12);
-        // Exact budgets count: purity 20/22 allows two impure alerts (1 + ... 2 does not fit
-        // after 1, so still 4 groups), 19/22 allows three.
+        // Exact budgets count: purity 20/22 allows two impure alerts (source 3 folds, the
+        // background's two more do not fit: 4 groups), 19/22 allows three (3 groups).
         assert!((best_compression_at(&alerts, 20.0 / n) - (1.0 - 4.0 / n)).abs() < 1e-12);
         assert!((best_compression_at(&alerts, 19.0 / n) - (1.0 - 3.0 / n)).abs() < 1e-12);
         // The bound is reached: fold source 3 and the background into source 0 and score it.

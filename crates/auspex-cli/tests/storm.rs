@@ -81,7 +81,7 @@ fn storm_separates_unrelated_faults_that_time_alone_merges() {
             stdout.contains("best_possible_compression_background_rules_apart=0.000"),
             "{stdout}"
         );
-        // At purity 0.95 one of two alerts may not be impure: still nothing to fold.
+        // At purity 0.95 neither of two alerts may be impure: still nothing to fold.
         assert_eq!(v["best_compression_at_purity_95"], 0.0, "{v}");
         assert!(
             stdout.contains(
